@@ -43,6 +43,8 @@ pub trait EventType:
 /// How to read and write one event type with apache-avro; the codec's dispatch table.
 #[derive(Debug)]
 pub struct EventDescriptor {
+    /// Position in [`EVENT_TYPES`], for tables indexed by event type.
+    pub index: usize,
     /// Simple record name.
     pub name: &'static str,
     /// Avro full name.
@@ -56,6 +58,15 @@ pub struct EventDescriptor {
     /// Converts a `Value` already resolved to the reader's schema.
     pub from_value: fn(&Value) -> apache_avro::AvroResult<Event>,
 }
+
+/// Descriptors are equal when they describe the same event type.
+impl PartialEq for EventDescriptor {
+    fn eq(&self, other: &Self) -> bool {
+        self.index == other.index
+    }
+}
+
+impl Eq for EventDescriptor {}
 
 impl EventDescriptor {
     /// The Schema Registry subject of this event type: `TopicRecordNameStrategy`,
@@ -106,6 +117,7 @@ macro_rules! event_types {
         pub static EVENT_TYPES: &[EventDescriptor] = &[
             $(
                 EventDescriptor {
+                    index: EventKind::$variant as usize,
                     name: <$module::$variant as EventType>::NAME,
                     full_name: <$module::$variant as EventType>::FULL_NAME,
                     revision: $revision,
@@ -115,6 +127,16 @@ macro_rules! event_types {
                 },
             )*
         ];
+
+        /// Any event of any type, for property tests.
+        #[cfg(any(test, feature = "proptest"))]
+        pub fn arbitrary_event() -> proptest::strategy::BoxedStrategy<Event> {
+            use proptest::strategy::Strategy;
+            proptest::prop_oneof![
+                $( proptest::arbitrary::any::<$module::$variant>().prop_map(Event::$variant), )*
+            ]
+            .boxed()
+        }
 
         impl Event {
             /// The envelope.

@@ -31,5 +31,7 @@ pub mod warehouse;
 
 pub use catalogue::{Catalogue, EventSchema, catalogue};
 pub use envelope::{Envelope, EventId, Timestamp};
+#[cfg(any(test, feature = "proptest"))]
+pub use event::arbitrary_event;
 pub use event::{EVENT_TYPES, Event, EventDescriptor, EventType};
 pub use topics::{PartitionKey, Topic};
