@@ -22,22 +22,32 @@ fn transactional_producer() -> Result<ThreadedProducer<DefaultProducerContext>, 
         .set("transaction.timeout.ms", "10000")
         .create()
         .map_err(|error| error.to_string())?;
-    producer.init_transactions(Duration::from_secs(10)).map_err(|error| format!("init_transactions: {error}"))?;
+    producer
+        .init_transactions(Duration::from_secs(10))
+        .map_err(|error| format!("init_transactions: {error}"))?;
     Ok(producer)
 }
 
 fn transactions(topic: &str) -> Result<String, String> {
     let producer = transactional_producer()?;
-    producer.begin_transaction().map_err(|error| format!("begin: {error}"))?;
+    producer
+        .begin_transaction()
+        .map_err(|error| format!("begin: {error}"))?;
     producer
         .send(BaseRecord::to(topic).key("k").payload("aborted"))
         .map_err(|(error, _)| format!("send: {error}"))?;
-    producer.abort_transaction(Duration::from_secs(10)).map_err(|error| format!("abort: {error}"))?;
-    producer.begin_transaction().map_err(|error| format!("begin: {error}"))?;
+    producer
+        .abort_transaction(Duration::from_secs(10))
+        .map_err(|error| format!("abort: {error}"))?;
+    producer
+        .begin_transaction()
+        .map_err(|error| format!("begin: {error}"))?;
     producer
         .send(BaseRecord::to(topic).key("k").payload("committed"))
         .map_err(|(error, _)| format!("send: {error}"))?;
-    producer.commit_transaction(Duration::from_secs(10)).map_err(|error| format!("commit_transaction: {error}"))?;
+    producer
+        .commit_transaction(Duration::from_secs(10))
+        .map_err(|error| format!("commit_transaction: {error}"))?;
 
     let consumer: BaseConsumer = client_config()
         .set("group.id", unique_name("probe"))
@@ -45,10 +55,13 @@ fn transactions(topic: &str) -> Result<String, String> {
         .set("isolation.level", "read_committed")
         .create()
         .map_err(|error| error.to_string())?;
-    consumer.subscribe(&[topic]).map_err(|error| error.to_string())?;
+    consumer
+        .subscribe(&[topic])
+        .map_err(|error| error.to_string())?;
     let mut seen = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while std::time::Instant::now() < deadline && !seen.iter().any(|payload| payload == "committed") {
+    while std::time::Instant::now() < deadline && !seen.iter().any(|payload| payload == "committed")
+    {
         if let Some(Ok(message)) = consumer.poll(Duration::from_millis(500)) {
             seen.push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned());
         }
@@ -61,10 +74,13 @@ fn transactions(topic: &str) -> Result<String, String> {
 }
 
 fn compaction(topic: &str) -> String {
-    let producer: ThreadedProducer<DefaultProducerContext> = client_config().create().expect("producer");
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        client_config().create().expect("producer");
     for round in 0..200 {
         let payload = format!("{round}");
-        producer.send(BaseRecord::to(topic).key("same-key").payload(&payload)).expect("queued");
+        producer
+            .send(BaseRecord::to(topic).key("same-key").payload(&payload))
+            .expect("queued");
     }
     producer.flush(Duration::from_secs(10)).expect("flushed");
     std::thread::sleep(Duration::from_secs(10));
@@ -91,11 +107,28 @@ async fn main() {
     let transactional_topic = unique_name("probe-transactions");
     let compacted_topic = unique_name("probe-compacted");
     create_topic(&transactional_topic, 1, &[]).await;
-    create_topic(&compacted_topic, 1, &[("cleanup.policy", "compact"), ("segment.ms", "1000"), ("min.cleanable.dirty.ratio", "0.01")]).await;
+    create_topic(
+        &compacted_topic,
+        1,
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.ms", "1000"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ],
+    )
+    .await;
 
-    let idempotent: ThreadedProducer<DefaultProducerContext> =
-        client_config().set("enable.idempotence", "true").create().expect("producer");
-    idempotent.send(BaseRecord::to(&transactional_topic).key("k").payload("idempotent")).expect("queued");
+    let idempotent: ThreadedProducer<DefaultProducerContext> = client_config()
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
+    idempotent
+        .send(
+            BaseRecord::to(&transactional_topic)
+                .key("k")
+                .payload("idempotent"),
+        )
+        .expect("queued");
     let idempotence = match idempotent.flush(Duration::from_secs(10)) {
         Ok(()) => "yes (idempotent producer delivered)".to_owned(),
         Err(error) => format!("no: {error}"),
@@ -104,9 +137,14 @@ async fn main() {
         .await
         .expect("probe task")
         .unwrap_or_else(|error| format!("no: {error}"));
-    let compaction = tokio::task::spawn_blocking(move || compaction(&compacted_topic)).await.expect("probe task");
+    let compaction = tokio::task::spawn_blocking(move || compaction(&compacted_topic))
+        .await
+        .expect("probe task");
 
-    println!("broker:        {}", retail_integration_tests::bootstrap_servers());
+    println!(
+        "broker:        {}",
+        retail_integration_tests::bootstrap_servers()
+    );
     println!("idempotence:   {idempotence}");
     println!("transactions:  {transactions}");
     println!("compaction:    {compaction}");
