@@ -80,6 +80,11 @@ macro_rules! event_types {
     ($( $variant:ident in $module:ident, revision $revision:literal, topic $topic:ident, key $key:ident; )*) => {
         /// Any event of the catalogue.
         #[derive(Debug, Clone, PartialEq)]
+        #[expect(
+            clippy::large_enum_variant,
+            reason = "an event is decoded once and then handled in place; boxing the large \
+                      variants would cost an allocation per event to save a few hundred bytes of move"
+        )]
         pub enum Event {
             $( $variant($module::$variant), )*
         }

@@ -5,6 +5,8 @@
 //! for a running worker.
 
 fn main() -> std::process::ExitCode {
-    eprintln!("notification: not implemented yet: the worker runtime (shared/) is the next piece of work");
+    eprintln!(
+        "notification: not implemented yet: the worker runtime (shared/) is the next piece of work"
+    );
     std::process::ExitCode::from(2)
 }
