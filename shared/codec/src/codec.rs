@@ -219,9 +219,13 @@ impl Codec {
                 return Err(DecodeError::UnknownSchemaId { schema_id });
             }
             Err(error) => {
-                // Not cached here: the registry client caches what is permanent, and a registry
-                // that is down must be asked again.
+                // Nothing here is the message's fault (network, 5xx, credentials, a registry
+                // answer that does not parse), so the caller retries. The registry client keeps
+                // non-retriable errors in its cache; drop them so the retry asks again.
                 let retriable = is_registry_unavailable(&error);
+                if !retriable {
+                    source.remove_errors_from_cache();
+                }
                 tracing::warn!(schema_id, retriable, %error, "schema registry lookup failed");
                 return Err(DecodeError::RegistryUnavailable {
                     schema_id,

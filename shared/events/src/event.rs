@@ -201,11 +201,4 @@ impl Event {
     pub fn topic(&self) -> Topic {
         self.descriptor().topic
     }
-
-    /// The descriptor of the event type with this Avro full name.
-    pub fn descriptor_by_full_name(full_name: &str) -> Option<&'static EventDescriptor> {
-        EVENT_TYPES
-            .iter()
-            .find(|descriptor| descriptor.full_name == full_name)
-    }
 }
