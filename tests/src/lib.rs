@@ -8,6 +8,8 @@
 //! Tests never share state: every test uses fresh random topic, group and subject names, so they
 //! run in parallel and can be re-run against a long-lived cluster.
 
+pub mod counting;
+
 use std::time::Duration;
 
 use rand::Rng;

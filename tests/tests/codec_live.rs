@@ -23,7 +23,8 @@ use schema_registry_converter::async_impl::schema_registry::post_schema;
 use schema_registry_converter::schema_registry_common::{RawError, SchemaType, SuppliedSchema};
 
 fn settings() -> retail_codec::SrSettings {
-    registry_settings(&schema_registry_url(), Duration::from_secs(10)).expect("registry settings")
+    registry_settings(&schema_registry_url(), None, Duration::from_secs(10))
+        .expect("registry settings")
 }
 
 /// One arbitrary event of every type, the same on every run.
@@ -239,6 +240,7 @@ async fn registry_faults_are_typed() {
         .port();
     let unreachable = registry_settings(
         &format!("http://127.0.0.1:{closed_port}"),
+        None,
         Duration::from_secs(2),
     )
     .expect("settings");
@@ -262,7 +264,7 @@ async fn registry_faults_are_typed() {
 async fn look_up_only_mode_refuses_to_register() {
     let schemas_topic = unique_name("_schemas-empty");
     let registry = DevRegistry::start(&schemas_topic).await;
-    let empty = registry_settings(&registry.url, Duration::from_secs(10)).expect("settings");
+    let empty = registry_settings(&registry.url, None, Duration::from_secs(10)).expect("settings");
     let result = Codec::connect(empty.clone(), RegistrationMode::LookupOnly).await;
     let Err(RegistryError::NotRegistered { subject }) = result else {
         panic!("expected NotRegistered, got {result:?}");

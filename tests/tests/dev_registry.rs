@@ -24,7 +24,7 @@ fn avro(schema: &str) -> SuppliedSchema {
 }
 
 fn client(registry: &DevRegistry) -> SrSettings {
-    registry_settings(&registry.url, Duration::from_secs(10)).expect("settings")
+    registry_settings(&registry.url, None, Duration::from_secs(10)).expect("settings")
 }
 
 fn error_code(error: &schema_registry_converter::error::SRCError) -> Option<u32> {

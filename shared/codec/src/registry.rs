@@ -35,14 +35,27 @@ pub struct RegisteredEvent {
     pub schema_id: u32,
 }
 
-/// Registry client settings for one URL, with a request timeout.
-pub fn registry_settings(url: &str, timeout: Duration) -> Result<SrSettings, RegistryError> {
-    SrSettings::new_builder(url.trim_end_matches('/').to_owned())
-        .set_timeout(timeout)
-        .build()
-        .map_err(|error| RegistryError::Settings {
-            reason: error.to_string(),
-        })
+/// Registry client settings for one URL, with a request timeout and, for secured registries,
+/// HTTP basic credentials as `user:password`.
+pub fn registry_settings(
+    url: &str,
+    basic_auth: Option<&str>,
+    timeout: Duration,
+) -> Result<SrSettings, RegistryError> {
+    let mut builder = SrSettings::new_builder(url.trim_end_matches('/').to_owned());
+    builder.set_timeout(timeout);
+    if let Some(credentials) = basic_auth {
+        let (user, password) =
+            credentials
+                .split_once(':')
+                .ok_or_else(|| RegistryError::Settings {
+                    reason: "basic auth credentials must be user:password".to_owned(),
+                })?;
+        builder.set_basic_authorization(user, Some(password));
+    }
+    builder.build().map_err(|error| RegistryError::Settings {
+        reason: error.to_string(),
+    })
 }
 
 /// Registers (or looks up) the schema of every event type of the catalogue and returns the ids.

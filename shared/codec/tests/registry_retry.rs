@@ -54,7 +54,7 @@ async fn scripted_registry(requests: Arc<AtomicUsize>) -> String {
 async fn a_refused_schema_lookup_is_retriable_and_the_retry_asks_again() {
     let requests = Arc::new(AtomicUsize::new(0));
     let url = scripted_registry(Arc::clone(&requests)).await;
-    let settings = registry_settings(&url, Duration::from_secs(5)).expect("settings");
+    let settings = registry_settings(&url, None, Duration::from_secs(5)).expect("settings");
 
     // Encode an OrderPlaced with schema id 42 using an offline codec, decode with one that must
     // fetch id 42 from the scripted registry.

@@ -49,6 +49,11 @@ impl EventId {
         Self(Uuid::new_v5(&DERIVED_ID_NAMESPACE, &name))
     }
 
+    /// The id with these 128 bits; for fixtures and tests that need fixed ids.
+    pub const fn from_u128(bits: u128) -> Self {
+        Self(Uuid::from_u128(bits))
+    }
+
     /// The id as a UUID.
     pub fn as_uuid(&self) -> Uuid {
         self.0

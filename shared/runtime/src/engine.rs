@@ -1,0 +1,1059 @@
+//! The processing thread: consume → decode → handle → produce, at least once, with
+//! effectively-once effects.
+//!
+//! One OS thread owns the consumer and does all the work, so no blocking librdkafka call ever
+//! runs on the async runtime and records of one partition are handled strictly in order. Per
+//! batch (up to `batch_size` records or `batch_wait`), every input is handled and its outputs,
+//! changelog record or dead letter are produced without waiting; the producer's acknowledgements
+//! arrive on librdkafka's thread. A batch's input offsets are stored only once everything it
+//! produced is acknowledged ([`InFlight`]); librdkafka commits stored offsets every
+//! `commit_interval`, and the engine commits synchronously when partitions are revoked and at
+//! shutdown. Nothing is committed per message.
+//!
+//! Rebalances run inside `poll`, on this thread: on revoke the engine waits for its in-flight
+//! records, stores and commits their offsets and drops the partitions' state; on assign it
+//! restores the partitions' state from the changelog before `poll` returns a single record of
+//! them.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext, Offset, Statistics, TopicPartitionList};
+use retail_codec::{Codec, DecodeError};
+use retail_events::{Event, Timestamp};
+use tokio_util::sync::CancellationToken;
+
+use crate::dead_letter::DeadLetter;
+use crate::error::RuntimeError;
+use crate::handler::{Context, Handler, HandlerError};
+use crate::http::Health;
+use crate::inflight::{InFlight, Offsets};
+use crate::restore;
+use crate::retry::Backoff;
+use crate::state::{Applied, ChangelogRecord, DedupPolicy, PartitionStore, Seen};
+use crate::telemetry::Telemetry;
+use crate::topics::TopicNames;
+use crate::trace::TraceParent;
+
+/// Header naming an output's event type, so consumers can route without decoding.
+pub const EVENT_TYPE_HEADER: &str = "event_type";
+
+/// How often rings are pruned and deleted keys tombstoned.
+const EXPIRE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What the engine needs, resolved from the runtime configuration.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Worker name: `producer` of output envelopes, `dlq.worker`, metric label.
+    pub worker: String,
+    /// Topic names.
+    pub names: TopicNames,
+    /// Input topics on the broker.
+    pub inputs: Vec<String>,
+    /// Consumer settings (group, offsets stored by us, committed by librdkafka).
+    pub consumer: ClientConfig,
+    /// Producer settings (idempotent, acks=all).
+    pub producer: ClientConfig,
+    /// Connection settings for the restore consumer.
+    pub restore_client: ClientConfig,
+    /// Changelog topic and ring bounds; `None` for a stateless handler.
+    pub store: Option<(String, DedupPolicy)>,
+    /// Records per batch.
+    pub batch_size: usize,
+    /// Longest wait to fill a batch.
+    pub batch_wait: Duration,
+    /// Inputs processed but not yet acknowledged before the engine waits.
+    pub max_in_flight: usize,
+    /// Time allowed to drain at shutdown and on revoke.
+    pub drain_deadline: Duration,
+    /// Retries of retriable failures.
+    pub backoff: Backoff,
+    /// Longest time a restore may take.
+    pub restore_timeout: Duration,
+}
+
+/// An encoded output, ready to produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Output {
+    topic: String,
+    key: String,
+    payload: Vec<u8>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+/// A batch being filled: its sequence number and the offsets its inputs reached.
+#[derive(Debug)]
+struct OpenBatch {
+    seq: u64,
+    inputs: usize,
+    offsets: Offsets,
+}
+
+/// State shared by the processing loop and the consumer's rebalance callbacks (which run on the
+/// same thread, inside `poll`; the mutexes are never contended).
+struct Shared<S> {
+    config: EngineConfig,
+    stores: Mutex<HashMap<i32, PartitionStore<S>>>,
+    inflight: Arc<InFlight>,
+    /// The producer; here because a revoke (inside `poll`) must send deferred outputs.
+    producer: ThreadedProducer<DeliveryContext>,
+    /// Changelog records of the open batch, held back until everything the batch produced so
+    /// far (its outputs) is acknowledged: an input is listed as applied only once its outputs
+    /// are durable (see [`crate::state`]).
+    deferred: Mutex<Vec<(i32, ChangelogRecord)>>,
+    open_batch: Mutex<Option<OpenBatch>>,
+    telemetry: Telemetry,
+    health: Health,
+    /// An error raised inside a callback, surfaced by the loop.
+    fatal: Mutex<Option<RuntimeError>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<S> Shared<S> {
+    fn store_name(&self) -> Option<&str> {
+        self.config
+            .store
+            .as_ref()
+            .map(|(changelog, _)| changelog.as_str())
+    }
+
+    fn set_fatal(&self, error: RuntimeError) {
+        tracing::error!(%error, "fatal error in a consumer callback");
+        lock(&self.fatal).get_or_insert(error);
+    }
+
+    /// Sends the open batch's changelog records once its outputs are acknowledged.
+    fn flush_deferred(&self) -> Result<(), RuntimeError> {
+        let deferred = std::mem::take(&mut *lock(&self.deferred));
+        if deferred.is_empty() {
+            return Ok(());
+        }
+        let Some(seq) = lock(&self.open_batch).as_ref().map(|batch| batch.seq) else {
+            return Err(RuntimeError::Fatal {
+                reason: "changelog records without an open batch".to_owned(),
+            });
+        };
+        let deadline = Instant::now() + self.config.drain_deadline;
+        if !self.inflight.wait_batch(seq, deadline)? {
+            return Err(RuntimeError::Fatal {
+                reason: format!(
+                    "outputs not acknowledged within {:?}; stopping before recording their inputs as applied",
+                    self.config.drain_deadline
+                ),
+            });
+        }
+        for (partition, record) in &deferred {
+            self.send_changelog(seq, *partition, record)?;
+        }
+        Ok(())
+    }
+
+    fn send_output(&self, seq: u64, output: &Output) -> Result<(), RuntimeError> {
+        let headers = owned_headers(
+            output
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), Some(value.as_slice()))),
+        );
+        let record = BaseRecord::with_opaque_to(&output.topic, seq as usize)
+            .key(output.key.as_bytes())
+            .payload(output.payload.as_slice())
+            .headers(headers);
+        // The record timestamp is left to the producer (now): were it the handler's clock, every
+        // event of a saga would carry its first event's time, hop after hop.
+        self.send(seq, record)?;
+        let event_type = output
+            .headers
+            .iter()
+            .find(|(name, _)| name == EVENT_TYPE_HEADER)
+            .and_then(|(_, value)| std::str::from_utf8(value).ok())
+            .unwrap_or("unknown");
+        self.telemetry.produced(&output.topic, event_type);
+        Ok(())
+    }
+
+    fn send_changelog(
+        &self,
+        seq: u64,
+        partition: i32,
+        record: &ChangelogRecord,
+    ) -> Result<(), RuntimeError> {
+        let Some((changelog, _)) = &self.config.store else {
+            return Ok(());
+        };
+        let base = BaseRecord::with_opaque_to(changelog, seq as usize)
+            .partition(partition)
+            .key(record.key.as_bytes());
+        let base = match &record.value {
+            Some(value) => base.payload(value.as_slice()),
+            None => base,
+        };
+        self.send(seq, base)
+    }
+
+    /// Enqueues a record for batch `seq`, waiting while librdkafka's queue is full.
+    fn send<K, P>(&self, seq: u64, record: BaseRecord<'_, K, P, usize>) -> Result<(), RuntimeError>
+    where
+        K: rdkafka::message::ToBytes + ?Sized,
+        P: rdkafka::message::ToBytes + ?Sized,
+    {
+        self.inflight.expect(seq);
+        let mut record = record;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    self.inflight.wait(Duration::from_millis(5));
+                }
+                Err((source, _)) => {
+                    self.inflight.unexpect(seq);
+                    return Err(RuntimeError::kafka("producing", source));
+                }
+            }
+        }
+    }
+
+    /// Seals the batch being filled, if any, so its offsets can complete.
+    fn seal_open_batch(&self) {
+        if let Some(batch) = lock(&self.open_batch).take() {
+            self.inflight.seal(batch.seq, batch.inputs, batch.offsets);
+        }
+    }
+}
+
+/// The consumer's context: rebalances, commits and statistics.
+struct WorkerConsumerContext<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S: Send + 'static> ClientContext for WorkerConsumerContext<S> {
+    fn stats(&self, statistics: Statistics) {
+        self.shared.telemetry.record_statistics(&statistics);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "consumer error");
+    }
+}
+
+impl<S> ConsumerContext for WorkerConsumerContext<S>
+where
+    S: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + 'static,
+{
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(partitions) => self.revoke(consumer, partitions),
+            Rebalance::Assign(_) => {}
+            Rebalance::Error(error) => {
+                self.shared.telemetry.rebalance("error");
+                tracing::warn!(%error, "rebalance error");
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            self.assign(consumer, partitions);
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => {
+                let mut stores = lock(&self.shared.stores);
+                for element in offsets.elements() {
+                    if let (Offset::Offset(next), Some(store)) =
+                        (element.offset(), stores.get_mut(&element.partition()))
+                    {
+                        store.committed(element.topic(), next);
+                    }
+                }
+            }
+            // Nothing was stored since the last commit: not an error.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => {
+                tracing::warn!(%error, "offset commit failed; it is retried at the next interval")
+            }
+        }
+    }
+}
+
+impl<S> WorkerConsumerContext<S>
+where
+    S: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + 'static,
+{
+    /// Partitions are being taken away: make everything produced for them durable, commit their
+    /// offsets, and drop their state, before another member restores it.
+    fn revoke(&self, consumer: &BaseConsumer<Self>, partitions: &TopicPartitionList) {
+        let shared = &self.shared;
+        shared.telemetry.rebalance("revoke");
+        shared.health.set_partitions_ready(false);
+        if let Err(error) = shared.flush_deferred() {
+            shared.set_fatal(error);
+        }
+        shared.seal_open_batch();
+        let deadline = Instant::now() + shared.config.drain_deadline;
+        match shared.inflight.wait_all(deadline) {
+            Ok(reached) => {
+                if let Err(error) = store_offsets(consumer, &reached) {
+                    shared.set_fatal(error);
+                }
+            }
+            Err(failed) => shared.set_fatal(RuntimeError::Delivery(failed)),
+        }
+        let started = Instant::now();
+        let outcome = match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => "ok",
+            Err(error) => {
+                tracing::warn!(%error, "commit on revoke failed; the next owner re-processes (deduplicated)");
+                "error"
+            }
+        };
+        shared.telemetry.commit(outcome, started.elapsed());
+        let mut stores = lock(&shared.stores);
+        for element in partitions.elements() {
+            if stores.remove(&element.partition()).is_some()
+                && let Some(store) = shared.store_name()
+            {
+                shared
+                    .telemetry
+                    .state_entries(store, element.partition(), 0);
+            }
+            shared
+                .telemetry
+                .remove_consumer_lag(element.topic(), element.partition());
+        }
+        tracing::info!(partitions = partitions.count(), "partitions revoked");
+    }
+
+    /// Partitions were assigned: restore their state before any of their records is handled.
+    fn assign(&self, consumer: &BaseConsumer<Self>, partitions: &TopicPartitionList) {
+        let shared = &self.shared;
+        shared.telemetry.rebalance("assign");
+        shared.telemetry.partitions_assigned(partitions.count());
+        let mut numbers: Vec<i32> = partitions
+            .elements()
+            .iter()
+            .map(|element| element.partition())
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+
+        if let Some((changelog, policy)) = &shared.config.store {
+            match restore::restore::<S>(
+                &shared.config.restore_client,
+                changelog,
+                &numbers,
+                *policy,
+                shared.config.restore_timeout,
+            ) {
+                Ok(restored) => {
+                    let mut stores = lock(&shared.stores);
+                    for (partition, (store, stats)) in restored {
+                        shared.telemetry.state_restored(
+                            changelog,
+                            partition,
+                            stats.records,
+                            stats.bytes,
+                            stats.elapsed,
+                        );
+                        shared
+                            .telemetry
+                            .state_entries(changelog, partition, store.len());
+                        tracing::info!(
+                            changelog = %changelog,
+                            partition,
+                            records = stats.records,
+                            bytes = stats.bytes,
+                            keys = store.len(),
+                            elapsed_ms = stats.elapsed.as_millis() as u64,
+                            "state restored"
+                        );
+                        stores.insert(partition, store);
+                    }
+                }
+                Err(error) => {
+                    shared.set_fatal(RuntimeError::Restore(error));
+                    return;
+                }
+            }
+            // Ring entries below the committed offsets no longer need their outputs.
+            match consumer.committed_offsets(partitions.clone(), shared.config.restore_timeout) {
+                Ok(committed) => {
+                    let mut stores = lock(&shared.stores);
+                    for element in committed.elements() {
+                        if let (Offset::Offset(next), Some(store)) =
+                            (element.offset(), stores.get_mut(&element.partition()))
+                        {
+                            store.committed(element.topic(), next);
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "could not read committed offsets after assignment")
+                }
+            }
+        }
+        shared.health.set_partitions_ready(true);
+        tracing::info!(partitions = partitions.count(), "partitions assigned");
+    }
+}
+
+/// Acknowledgements of produced records, counted per batch.
+struct DeliveryContext {
+    inflight: Arc<InFlight>,
+}
+
+impl ClientContext for DeliveryContext {
+    /// The consumer's statistics carry the lag; the producer's are not used (the default
+    /// implementation would log them all at info level).
+    fn stats(&self, _statistics: Statistics) {}
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
+        let result = match result {
+            Ok(_) => Ok(()),
+            Err((error, message)) => Err(format!(
+                "to {} partition {}: {error}",
+                message.topic(),
+                message.partition()
+            )),
+        };
+        self.inflight.acknowledge(seq as u64, result);
+    }
+}
+
+/// Stores `offsets` (next offsets to consume) for librdkafka to commit.
+fn store_offsets<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    offsets: &Offsets,
+) -> Result<(), RuntimeError> {
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), next) in offsets {
+        list.add_partition_offset(topic, *partition, Offset::Offset(*next))
+            .map_err(|source| RuntimeError::kafka("building the offsets to store", source))?;
+    }
+    match consumer.store_offsets(&list) {
+        Ok(()) => Ok(()),
+        // The partition was revoked meanwhile; its new owner takes over from the last commit.
+        Err(KafkaError::StoreOffset(
+            RDKafkaErrorCode::State | RDKafkaErrorCode::UnknownPartition,
+        )) => Ok(()),
+        Err(source) => Err(RuntimeError::kafka("storing offsets", source)),
+    }
+}
+
+/// Why an input is dead-lettered.
+struct Rejection {
+    class: String,
+    message: String,
+    attempts: u32,
+}
+
+/// The processing thread.
+pub struct Engine<H: Handler> {
+    handler: Arc<H>,
+    codec: Arc<Codec>,
+    shared: Arc<Shared<H::State>>,
+    consumer: BaseConsumer<WorkerConsumerContext<H::State>>,
+    runtime: tokio::runtime::Handle,
+    shutdown: CancellationToken,
+    /// Jitter for retry back-off (a `RefCell`: records are handled through `&self` while the
+    /// polled record borrows the consumer).
+    rng: RefCell<StdRng>,
+    /// When rings were last pruned.
+    last_expire: Instant,
+}
+
+impl<H: Handler> std::fmt::Debug for Engine<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("worker", &self.shared.config.worker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: Handler> Engine<H> {
+    /// Creates the clients and subscribes. Call on the thread that will run [`Engine::run`].
+    pub fn new(
+        config: EngineConfig,
+        handler: Arc<H>,
+        codec: Arc<Codec>,
+        telemetry: Telemetry,
+        health: Health,
+        runtime: tokio::runtime::Handle,
+        shutdown: CancellationToken,
+    ) -> Result<Self, RuntimeError> {
+        let inflight = Arc::new(InFlight::new());
+        let producer: ThreadedProducer<DeliveryContext> = config
+            .producer
+            .create_with_context(DeliveryContext {
+                inflight: Arc::clone(&inflight),
+            })
+            .map_err(|source| RuntimeError::kafka("creating the producer", source))?;
+        let shared = Arc::new(Shared {
+            stores: Mutex::new(HashMap::new()),
+            inflight,
+            producer,
+            deferred: Mutex::new(Vec::new()),
+            open_batch: Mutex::new(None),
+            telemetry,
+            health,
+            fatal: Mutex::new(None),
+            config,
+        });
+        let consumer: BaseConsumer<WorkerConsumerContext<H::State>> = shared
+            .config
+            .consumer
+            .create_with_context(WorkerConsumerContext {
+                shared: Arc::clone(&shared),
+            })
+            .map_err(|source| RuntimeError::kafka("creating the consumer", source))?;
+        let inputs: Vec<&str> = shared.config.inputs.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&inputs)
+            .map_err(|source| RuntimeError::kafka("subscribing to the inputs", source))?;
+        Ok(Self {
+            handler,
+            codec,
+            shared,
+            consumer,
+            runtime,
+            shutdown,
+            rng: RefCell::new(StdRng::from_os_rng()),
+            last_expire: Instant::now(),
+        })
+    }
+
+    /// Runs until shutdown is requested (then drains, commits and leaves the group) or a fatal
+    /// error occurs.
+    pub fn run(mut self) -> Result<(), RuntimeError> {
+        let result = self.process_until_shutdown();
+        let drained = self.drain(result.is_ok());
+        result.and(drained)
+    }
+
+    fn process_until_shutdown(&mut self) -> Result<(), RuntimeError> {
+        tracing::info!(inputs = ?self.shared.config.inputs, "processing started");
+        while !self.shutdown.is_cancelled() {
+            self.check_fatal()?;
+            self.release_completed()?;
+            self.wait_for_room()?;
+            self.process_batch()?;
+            if self.last_expire.elapsed() >= EXPIRE_INTERVAL {
+                self.expire()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_fatal(&self) -> Result<(), RuntimeError> {
+        if let Some(error) = lock(&self.shared.fatal).take() {
+            return Err(error);
+        }
+        if let Some((code, reason)) = self.shared.producer.client().fatal_error() {
+            return Err(RuntimeError::Fatal {
+                reason: format!("producer: {code}: {reason}"),
+            });
+        }
+        if let Some((code, reason)) = self.consumer.client().fatal_error() {
+            return Err(RuntimeError::Fatal {
+                reason: format!("consumer: {code}: {reason}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Stores the offsets of batches whose records are all acknowledged.
+    fn release_completed(&self) -> Result<(), RuntimeError> {
+        let reached = self
+            .shared
+            .inflight
+            .take_completed()
+            .map_err(RuntimeError::Delivery)?;
+        store_offsets(&self.consumer, &reached)?;
+        self.shared
+            .telemetry
+            .in_flight(self.shared.inflight.inputs_in_flight());
+        Ok(())
+    }
+
+    /// Waits while too many inputs await acknowledgement.
+    fn wait_for_room(&self) -> Result<(), RuntimeError> {
+        while self.shared.inflight.inputs_in_flight() >= self.shared.config.max_in_flight {
+            if self.shutdown.is_cancelled() {
+                return Ok(());
+            }
+            self.shared.inflight.wait(Duration::from_millis(10));
+            self.release_completed()?;
+        }
+        Ok(())
+    }
+
+    fn process_batch(&mut self) -> Result<(), RuntimeError> {
+        let seq = self.shared.inflight.open();
+        *lock(&self.shared.open_batch) = Some(OpenBatch {
+            seq,
+            inputs: 0,
+            offsets: Offsets::new(),
+        });
+        let started = Instant::now();
+        let mut handled = 0;
+        while handled < self.shared.config.batch_size && !self.shutdown.is_cancelled() {
+            let timeout = if handled == 0 {
+                Duration::from_millis(100)
+            } else {
+                match self.shared.config.batch_wait.checked_sub(started.elapsed()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => break,
+                }
+            };
+            let Some(polled) = self.consumer.poll(timeout) else {
+                if handled == 0 {
+                    break;
+                }
+                continue;
+            };
+            match polled {
+                Ok(message) => {
+                    // A callback may have failed inside poll (a restore): stop before handling.
+                    self.check_fatal()?;
+                    self.process(&message, seq)?;
+                    handled += 1;
+                }
+                Err(error) => tracing::warn!(%error, "consume error"),
+            }
+        }
+        self.shared.flush_deferred()?;
+        self.shared.seal_open_batch();
+        Ok(())
+    }
+
+    /// Records that an input is done (handled, skipped or dead-lettered).
+    fn done(&self, message: &BorrowedMessage<'_>) {
+        if let Some(batch) = lock(&self.shared.open_batch).as_mut() {
+            batch.inputs += 1;
+            batch.offsets.insert(
+                (message.topic().to_owned(), message.partition()),
+                message.offset() + 1,
+            );
+        }
+    }
+
+    fn process(&self, message: &BorrowedMessage<'_>, seq: u64) -> Result<(), RuntimeError> {
+        let Some(payload) = message.payload() else {
+            return self.dead_letter(
+                message,
+                seq,
+                Rejection {
+                    class: "null_payload".into(),
+                    message: "the record has no value".into(),
+                    attempts: 1,
+                },
+            );
+        };
+        let event = match self.decode(payload)? {
+            Ok(event) => event,
+            Err(rejection) => return self.dead_letter(message, seq, rejection),
+        };
+        let topic = message.topic();
+        let telemetry = &self.shared.telemetry;
+        telemetry.consumed(topic, event.name());
+        let wall = Timestamp::now();
+        // The handler's clock is the input record's timestamp, fixed for every re-delivery, so a
+        // re-processed input produces byte-identical outputs (Kafka Streams' event-time rule).
+        let now = message.timestamp().to_millis().map_or(wall, |millis| {
+            Timestamp::from_micros(millis.saturating_mul(1000))
+        });
+        let latency_micros = wall
+            .as_micros()
+            .saturating_sub(event.envelope().occurred_at.as_micros());
+        telemetry.end_to_end_latency(
+            event.name(),
+            Duration::from_micros(u64::try_from(latency_micros).unwrap_or(0)),
+        );
+        let trace = incoming_trace(message, &event);
+
+        if H::STORE.is_none() {
+            return match self.handle(&event, None, now)? {
+                Ok((_, outputs)) => {
+                    for output in &self.encode(&outputs, &trace)? {
+                        self.shared.send_output(seq, output)?;
+                    }
+                    self.done(message);
+                    Ok(())
+                }
+                Err(rejection) => self.dead_letter(message, seq, rejection),
+            };
+        }
+
+        let Some(key) = message.key().and_then(|key| std::str::from_utf8(key).ok()) else {
+            return self.dead_letter(
+                message,
+                seq,
+                Rejection {
+                    class: "invalid_key".into(),
+                    message: "a stateful worker needs a UTF-8 record key (the state key)".into(),
+                    attempts: 1,
+                },
+            );
+        };
+        let partition = message.partition();
+        let event_id = event.envelope().event_id;
+        let seen = match lock(&self.shared.stores).get(&partition) {
+            Some(store) => store.seen(key, event_id),
+            None => {
+                return Err(RuntimeError::Fatal {
+                    reason: format!("record of partition {partition} without its restored state"),
+                });
+            }
+        };
+        match seen {
+            Seen::Duplicate => {
+                self.shared.telemetry.duplicate_skipped(topic);
+                tracing::debug!(event_id = %event_id, "input already applied; skipped");
+                self.done(message);
+                Ok(())
+            }
+            Seen::New(state) => match self.handle(&event, state, now)? {
+                Ok((state, outputs)) => {
+                    for output in &self.encode(&outputs, &trace)? {
+                        self.shared.send_output(seq, output)?;
+                    }
+                    let applied = Applied::new(event_id, topic, message.offset(), wall);
+                    let record = match lock(&self.shared.stores).get_mut(&partition) {
+                        Some(store) => store.apply(key, state, applied),
+                        None => {
+                            return Err(RuntimeError::Fatal {
+                                reason: format!(
+                                    "state of partition {partition} vanished while handling"
+                                ),
+                            });
+                        }
+                    };
+                    lock(&self.shared.deferred).push((partition, record));
+                    self.done(message);
+                    Ok(())
+                }
+                Err(rejection) => self.dead_letter(message, seq, rejection),
+            },
+        }
+    }
+
+    /// Decodes a payload, retrying while the registry is unavailable. `Ok(Err(..))` is a
+    /// message to dead-letter; `Err(..)` stops the engine (shutdown during retries).
+    fn decode(&self, payload: &[u8]) -> Result<Result<Event, Rejection>, RuntimeError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let error = match self.runtime.block_on(self.codec.decode(payload)) {
+                Ok(event) => {
+                    self.shared.health.set_registry_reachable(true);
+                    return Ok(Ok(event));
+                }
+                Err(error) => error,
+            };
+            if !error.is_retriable() {
+                return Ok(Err(rejection_of(&error, attempt)));
+            }
+            self.shared.health.set_registry_reachable(false);
+            match self
+                .shared
+                .config
+                .backoff
+                .delay(attempt, &mut *self.rng.borrow_mut())
+            {
+                Some(delay) => {
+                    self.shared.telemetry.retried(error.class());
+                    tracing::warn!(%error, attempt, delay_ms = delay.as_millis() as u64, "retrying decode");
+                    self.sleep(delay)?;
+                }
+                None => return Ok(Err(rejection_of(&error, attempt))),
+            }
+        }
+    }
+
+    /// Runs the handler, retrying retriable failures. Each attempt starts from the same state.
+    #[expect(
+        clippy::type_complexity,
+        reason = "a one-off pairing of the handler's results"
+    )]
+    fn handle(
+        &self,
+        event: &Event,
+        state: Option<H::State>,
+        now: Timestamp,
+    ) -> Result<Result<(Option<H::State>, Vec<Event>), Rejection>, RuntimeError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut attempt_state = state.clone();
+            let mut context = Context::new(event.envelope(), &self.shared.config.worker, now);
+            let started = Instant::now();
+            let result = self.handler.handle(event, &mut attempt_state, &mut context);
+            self.shared
+                .telemetry
+                .handler_duration(event.name(), started.elapsed());
+            let reason = match result {
+                Ok(()) => return Ok(Ok((attempt_state, context.into_outputs()))),
+                Err(HandlerError::Rejected { reason }) => {
+                    return Ok(Err(Rejection {
+                        class: "rejected".into(),
+                        message: reason,
+                        attempts: attempt,
+                    }));
+                }
+                Err(HandlerError::Retriable { reason }) => reason,
+            };
+            match self
+                .shared
+                .config
+                .backoff
+                .delay(attempt, &mut *self.rng.borrow_mut())
+            {
+                Some(delay) => {
+                    self.shared.telemetry.retried("handler_retriable");
+                    tracing::warn!(reason = %reason, attempt, delay_ms = delay.as_millis() as u64, "retrying handler");
+                    self.sleep(delay)?;
+                }
+                None => {
+                    return Ok(Err(Rejection {
+                        class: "retries_exhausted".into(),
+                        message: reason,
+                        attempts: attempt,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Sleeps between retries; a shutdown request ends the wait and abandons the input, whose
+    /// offset is then not stored (the next owner handles it).
+    fn sleep(&self, delay: Duration) -> Result<(), RuntimeError> {
+        let until = Instant::now() + delay;
+        while Instant::now() < until {
+            if self.shutdown.is_cancelled() {
+                return Err(RuntimeError::Interrupted);
+            }
+            std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
+        }
+        Ok(())
+    }
+
+    fn encode(&self, events: &[Event], trace: &TraceParent) -> Result<Vec<Output>, RuntimeError> {
+        let mut outputs = Vec::with_capacity(events.len());
+        for event in events {
+            let payload = self
+                .codec
+                .encode_to_vec(event)
+                .map_err(RuntimeError::Encode)?;
+            let id = event.envelope().event_id.as_uuid();
+            let mut span_seed = [0_u8; 8];
+            span_seed.copy_from_slice(&id.as_bytes()[..8]);
+            outputs.push(Output {
+                topic: self.shared.config.names.of(event.topic()),
+                key: event.key().to_owned(),
+                payload,
+                headers: vec![
+                    (
+                        TraceParent::HEADER.to_owned(),
+                        trace.child(span_seed).to_header().into_bytes(),
+                    ),
+                    (
+                        EVENT_TYPE_HEADER.to_owned(),
+                        event.name().as_bytes().to_vec(),
+                    ),
+                ],
+            });
+        }
+        Ok(outputs)
+    }
+
+    fn dead_letter(
+        &self,
+        message: &BorrowedMessage<'_>,
+        seq: u64,
+        rejection: Rejection,
+    ) -> Result<(), RuntimeError> {
+        let topic = message.topic();
+        tracing::warn!(
+            topic,
+            partition = message.partition(),
+            offset = message.offset(),
+            error_class = %rejection.class,
+            error = %rejection.message,
+            "dead-lettering record"
+        );
+        let dead_letter = DeadLetter {
+            error_class: rejection.class,
+            message: rejection.message,
+            topic: topic.to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp: message.timestamp().to_millis(),
+            worker: self.shared.config.worker.clone(),
+            attempts: rejection.attempts,
+        };
+        let added = dead_letter.headers();
+        let original = message.headers().into_iter().flat_map(|headers| {
+            headers
+                .iter()
+                .map(|header| (header.key, header.value))
+                .collect::<Vec<_>>()
+        });
+        let headers = owned_headers(
+            original.chain(
+                added
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), Some(value.as_slice()))),
+            ),
+        );
+        let destination = self.shared.config.names.dead_letter();
+        let mut record = BaseRecord::with_opaque_to(&destination, seq as usize).headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        self.shared.send(seq, record)?;
+        self.shared
+            .telemetry
+            .dead_lettered(topic, &dead_letter.error_class);
+        self.done(message);
+        Ok(())
+    }
+
+    /// Prunes rings, tombstones expired keys, and reports store sizes.
+    fn expire(&mut self) -> Result<(), RuntimeError> {
+        self.last_expire = Instant::now();
+        let Some(store_name) = self.shared.store_name().map(str::to_owned) else {
+            return Ok(());
+        };
+        let now = Timestamp::now();
+        let mut tombstones = Vec::new();
+        for (partition, store) in lock(&self.shared.stores).iter_mut() {
+            tombstones.extend(
+                store
+                    .expire(now)
+                    .into_iter()
+                    .map(|record| (*partition, record)),
+            );
+            self.shared
+                .telemetry
+                .state_entries(&store_name, *partition, store.len());
+        }
+        if tombstones.is_empty() {
+            return Ok(());
+        }
+        let seq = self.shared.inflight.open();
+        for (partition, record) in &tombstones {
+            self.shared.send_changelog(seq, *partition, record)?;
+        }
+        self.shared.inflight.seal(seq, 0, Offsets::new());
+        tracing::debug!(tombstones = tombstones.len(), "expired state keys");
+        Ok(())
+    }
+
+    /// Finishes in-flight work within the drain deadline, commits, and leaves the group.
+    fn drain(self, clean: bool) -> Result<(), RuntimeError> {
+        let shared = &self.shared;
+        shared.health.set_draining();
+        let mut result = shared.flush_deferred();
+        shared.seal_open_batch();
+        let started = Instant::now();
+        let deadline = started + shared.config.drain_deadline;
+        let in_flight_before = shared.inflight.inputs_in_flight();
+        match shared.inflight.wait_all(deadline) {
+            Ok(reached) => {
+                if let Err(error) = store_offsets(&self.consumer, &reached) {
+                    result = result.and(Err(error));
+                }
+            }
+            Err(failed) => result = result.and(Err(RuntimeError::Delivery(failed))),
+        }
+        let unacknowledged = shared.inflight.inputs_in_flight();
+        let commit_started = Instant::now();
+        let committed = match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => "ok",
+            Err(error) => {
+                tracing::warn!(%error, "final commit failed; the next owner re-processes (deduplicated)");
+                "error"
+            }
+        };
+        shared.telemetry.commit(committed, commit_started.elapsed());
+        tracing::info!(
+            clean,
+            drained_inputs = in_flight_before.saturating_sub(unacknowledged),
+            unacknowledged_inputs = unacknowledged,
+            commit = committed,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "drained"
+        );
+        // Leave the group now rather than after the session timeout.
+        self.consumer.unsubscribe();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if let Err(error) = self
+            .shared
+            .producer
+            .flush(remaining.max(Duration::from_millis(100)))
+        {
+            tracing::warn!(%error, "producer flush at shutdown incomplete");
+        }
+        drop(self.consumer);
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "left the group"
+        );
+        result
+    }
+}
+
+fn rejection_of(error: &DecodeError, attempts: u32) -> Rejection {
+    Rejection {
+        class: error.class().to_owned(),
+        message: error.to_string(),
+        attempts,
+    }
+}
+
+fn incoming_trace(message: &BorrowedMessage<'_>, event: &Event) -> TraceParent {
+    let carried = message.headers().and_then(|headers| {
+        headers
+            .iter()
+            .find(|header| header.key == TraceParent::HEADER)
+            .and_then(|header| header.value)
+            .and_then(TraceParent::parse)
+    });
+    carried.unwrap_or_else(|| {
+        let id = event.envelope().event_id.as_uuid();
+        let bytes = *id.as_bytes();
+        let mut span = [0_u8; 8];
+        span.copy_from_slice(&bytes[8..]);
+        TraceParent::root(bytes, span)
+    })
+}
+
+fn owned_headers<'a>(headers: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>) -> OwnedHeaders {
+    headers.fold(OwnedHeaders::new(), |owned, (key, value)| {
+        owned.insert(Header { key, value })
+    })
+}

@@ -1,0 +1,288 @@
+//! The worker runtime: what every worker of the saga runs on.
+//!
+//! A worker is a [`Handler`]: a pure function from an input event and the state of its key to
+//! output events. [`run`] consumes the handler's input topics, decodes events, hands them to the
+//! handler, and makes the effects durable with effectively-once semantics on any Kafka-protocol
+//! broker: outputs and state changes are produced and acknowledged before the input offset is
+//! stored, and the state change and the ledger of processed event ids share one changelog
+//! record per input, so a re-delivered input re-sends the very same outputs (see [`state`]).
+//!
+//! # Layout
+//! - [`handler`]: the `Handler` trait, its `Context`, and its errors. What a worker writes.
+//! - [`engine`]: the processing thread: poll, decode, handle, produce, store offsets; rebalances.
+//! - [`state`]: keyed state of one partition, the processed-event ledger, changelog encoding.
+//! - [`restore`]: reading a partition's state back from its changelog on assignment.
+//! - [`inflight`]: which offsets may be stored, from the producer's acknowledgements.
+//! - [`dead_letter`]: dead-letter records and their headers.
+//! - [`topics`]: topic names, creation, the co-partitioning check.
+//! - [`config`]: the flags and environment every worker shares.
+//! - [`telemetry`]: metric names and logging; [`http`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`retry`]: back-off; [`trace`]: W3C trace context; [`shutdown`]: OS signals.
+//! - [`error`]: why a worker stops.
+
+pub mod config;
+pub mod dead_letter;
+pub mod engine;
+pub mod error;
+pub mod handler;
+pub mod http;
+pub mod inflight;
+pub mod restore;
+pub mod retry;
+pub mod shutdown;
+pub mod state;
+pub mod telemetry;
+pub mod topics;
+pub mod trace;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use retail_codec::{Codec, RegistrationMode, RegistryError, registry_settings};
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Guarantee, RuntimeConfig};
+pub use error::RuntimeError;
+pub use handler::{Context, Handler, HandlerError};
+
+use crate::engine::{Engine, EngineConfig};
+use crate::http::Health;
+use crate::state::DedupPolicy;
+use crate::telemetry::Telemetry;
+use crate::topics::{TopicNames, TopicSpec};
+
+/// How long admin and metadata requests may take at start-up.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `handler` as the worker `worker` until `shutdown` is cancelled (then drains, commits and
+/// leaves the group within the drain deadline) or a fatal error occurs.
+///
+/// Start-up: validates the configuration, serves `/metrics`, `/healthz` and `/readyz`, registers
+/// the event schemas (waiting for the registry while it is unreachable), creates missing topics,
+/// checks that the inputs and the changelog are co-partitioned, then hands over to the processing
+/// thread.
+pub async fn run<H: Handler>(
+    worker: &'static str,
+    config: RuntimeConfig,
+    handler: H,
+    shutdown: CancellationToken,
+) -> Result<(), RuntimeError> {
+    let result = start(worker, config, handler, shutdown).await;
+    if let Err(error) = &result {
+        Telemetry::new(worker).fatal(error.class());
+    }
+    result
+}
+
+async fn start<H: Handler>(
+    worker: &'static str,
+    config: RuntimeConfig,
+    handler: H,
+    shutdown: CancellationToken,
+) -> Result<(), RuntimeError> {
+    config.validate()?;
+    if config.guarantee == Guarantee::ExactlyOnce {
+        return Err(RuntimeError::Unsupported("--guarantee exactly-once"));
+    }
+    tracing::info!(worker, config = %config.redacted(), "starting");
+
+    let metrics = telemetry::install_prometheus()?;
+    let telemetry = Telemetry::new(worker);
+    let health = Health::new();
+    let http_shutdown = CancellationToken::new();
+    let (_http_addr, http_server) = http::serve(
+        config.http_addr,
+        metrics,
+        health.clone(),
+        http_shutdown.clone(),
+    )
+    .await?;
+
+    let result = async {
+        let Some(codec) = connect_codec(&config, &shutdown).await? else {
+            return Ok(());
+        };
+        health.set_registry_reachable(true);
+        let engine_config = prepare_topics(worker, &config, &handler).await?;
+        run_engine(
+            engine_config,
+            handler,
+            codec,
+            telemetry,
+            health.clone(),
+            shutdown,
+        )
+        .await
+    }
+    .await;
+
+    http_shutdown.cancel();
+    if let Err(error) = http_server.await {
+        tracing::warn!(%error, "http listener task failed");
+    }
+    result
+}
+
+/// Registers the catalogue's schemas, retrying while the registry is unreachable. `None` if
+/// shutdown was requested meanwhile.
+async fn connect_codec(
+    config: &RuntimeConfig,
+    shutdown: &CancellationToken,
+) -> Result<Option<Arc<Codec>>, RuntimeError> {
+    let settings = registry_settings(
+        &config.schema_registry_url,
+        config.schema_registry_basic_auth.as_deref(),
+        Duration::from_secs(10),
+    )?;
+    let mut delay = config.retry_initial_backoff;
+    loop {
+        match Codec::connect(settings.clone(), RegistrationMode::Register).await {
+            Ok(codec) => return Ok(Some(Arc::new(codec))),
+            Err(error @ RegistryError::Unavailable { .. }) => {
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "schema registry unavailable at start-up");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shutdown.cancelled() => return Ok(None),
+                }
+                delay = (delay * 2).min(config.retry_max_backoff);
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// Creates missing topics, checks co-partitioning, and resolves the engine's configuration.
+async fn prepare_topics<H: Handler>(
+    worker: &'static str,
+    config: &RuntimeConfig,
+    handler: &H,
+) -> Result<EngineConfig, RuntimeError> {
+    let group_id = config.group_id_or(worker);
+    let names = TopicNames {
+        prefix: config.topic_prefix.clone(),
+        group_id: group_id.clone(),
+    };
+    let inputs: Vec<String> = handler
+        .inputs()
+        .into_iter()
+        .map(|topic| names.of(topic))
+        .collect();
+    let mut owned: Vec<String> = handler
+        .outputs()
+        .into_iter()
+        .map(|topic| names.of(topic))
+        .collect();
+    owned.push(names.dead_letter());
+    let admin = config.admin_config();
+
+    if config.create_topics {
+        let specs: Vec<TopicSpec> = inputs
+            .iter()
+            .chain(&owned)
+            .map(|name| TopicSpec {
+                name: name.clone(),
+                partitions: config.topic_partitions,
+                configs: Vec::new(),
+            })
+            .collect();
+        topics::create_missing(&admin, &specs, config.topic_replication, STARTUP_TIMEOUT).await?;
+    }
+    let partitions = {
+        let (probe, topics_to_probe) = (admin.clone(), inputs.clone());
+        let counts = tokio::task::spawn_blocking(move || {
+            topics::partition_counts(&probe, &topics_to_probe, STARTUP_TIMEOUT)
+        })
+        .await
+        .map_err(|error| RuntimeError::Thread(error.to_string()))??;
+        topics::co_partitioned(&inputs, &counts)?
+    };
+
+    let store = match H::STORE {
+        None => None,
+        Some(store) => {
+            let changelog = names.changelog(store);
+            if config.create_topics {
+                let spec = TopicSpec {
+                    name: changelog.clone(),
+                    partitions,
+                    configs: vec![("cleanup.policy", "compact")],
+                };
+                topics::create_missing(&admin, &[spec], config.topic_replication, STARTUP_TIMEOUT)
+                    .await?;
+            }
+            let (probe, topic) = (admin.clone(), changelog.clone());
+            let counts = tokio::task::spawn_blocking(move || {
+                topics::partition_counts(&probe, &[topic], STARTUP_TIMEOUT)
+            })
+            .await
+            .map_err(|error| RuntimeError::Thread(error.to_string()))??;
+            topics::co_partitioned(
+                &[inputs[0].clone(), changelog.clone()],
+                &[partitions, counts[0]],
+            )?;
+            let policy = DedupPolicy {
+                retention_micros: i64::try_from(config.dedup_retention.as_micros())
+                    .unwrap_or(i64::MAX),
+                max_per_key: config.dedup_max_per_key,
+            };
+            Some((changelog, policy))
+        }
+    };
+    tracing::info!(group_id = %group_id, inputs = ?inputs, partitions, changelog = ?store.as_ref().map(|(name, _)| name), "topics ready");
+
+    Ok(EngineConfig {
+        worker: worker.to_owned(),
+        names,
+        inputs,
+        consumer: config.consumer_config(&group_id),
+        producer: config.producer_config(),
+        restore_client: admin,
+        store,
+        batch_size: config.batch_size,
+        batch_wait: config.batch_wait,
+        max_in_flight: config.max_in_flight,
+        drain_deadline: config.drain_deadline,
+        backoff: config.backoff(),
+        restore_timeout: config.max_poll_interval,
+    })
+}
+
+/// Runs the engine on its own OS thread and waits for it.
+async fn run_engine<H: Handler>(
+    config: EngineConfig,
+    handler: H,
+    codec: Arc<Codec>,
+    telemetry: Telemetry,
+    health: Health,
+    shutdown: CancellationToken,
+) -> Result<(), RuntimeError> {
+    let runtime = tokio::runtime::Handle::current();
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let handler = Arc::new(handler);
+    // Every log line of the processing thread carries the worker's name (JSON logs include spans).
+    let span = tracing::info_span!("worker", worker = %config.worker);
+    std::thread::Builder::new()
+        .name(format!("{}-engine", config.worker))
+        .spawn(move || {
+            let _entered = span.enter();
+            let result = Engine::new(config, handler, codec, telemetry, health, runtime, shutdown)
+                .and_then(Engine::run)
+                .or_else(|error| match error {
+                    RuntimeError::Interrupted => {
+                        tracing::info!(
+                            "shutdown interrupted a retry; the record is left for the next owner"
+                        );
+                        Ok(())
+                    }
+                    other => Err(other),
+                });
+            // The receiver only goes away if `run` itself was dropped.
+            let _ignored = done.send(result);
+        })
+        .map_err(|error| RuntimeError::Thread(error.to_string()))?;
+    finished.await.unwrap_or_else(|_| {
+        Err(RuntimeError::Thread(
+            "the processing thread panicked".to_owned(),
+        ))
+    })
+}

@@ -1,0 +1,403 @@
+//! Keyed state of one input partition, with the ledger of processed inputs that makes effects
+//! effectively-once, and its changelog encoding.
+//!
+//! # Why this is enough without Kafka transactions
+//! The engine makes an input's effects durable in a fixed order: first the outputs, then (once
+//! they are acknowledged) one changelog record holding the key's new state **and** the id of the
+//! input in a ring of recently applied inputs, and only then the input offset. A crash can land
+//! between any two steps:
+//! - before the changelog record is durable, the input is re-delivered and handled again from the
+//!   same state; handlers are deterministic (their clock is the input record's timestamp), so any
+//!   output re-sent is byte-identical to the first, with the same event id;
+//! - after it, the input is found in the ring and skipped: its outputs were durable before the
+//!   record that lists it.
+//!
+//! The ring also catches an input that arrives twice from upstream (same event id), as long as it
+//! is remembered ([`DedupPolicy`]).
+//!
+//! # Memory
+//! A partition store holds every key of its partition with state or ring entries. Rings are
+//! bounded per key (`max_per_key`) and by age (`retention`), but never drop an input whose offset
+//! is not committed yet: a crash would re-deliver it. A key whose state is deleted and whose ring
+//! has aged out is removed and tombstoned in the changelog by [`PartitionStore::expire`].
+
+use std::collections::{HashMap, VecDeque};
+
+use retail_events::{EventId, Timestamp};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// An input applied to a key: a ring entry, written with every change of the key, so it is kept
+/// small (about 30 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The input event's id, as its 128 bits.
+    pub event_id: u128,
+    /// FNV-1a hash of the input's topic name (see [`topic_hash`]): which committed offset
+    /// applies to `offset`, without repeating the name in every entry.
+    pub topic: u32,
+    /// The input's offset.
+    pub offset: i64,
+    /// When it was applied; rings age out by it.
+    pub applied_at: Timestamp,
+}
+
+impl Applied {
+    /// The entry for an input of `topic` at `offset`.
+    pub fn new(event_id: EventId, topic: &str, offset: i64, applied_at: Timestamp) -> Self {
+        Self {
+            event_id: event_id.as_uuid().as_u128(),
+            topic: topic_hash(topic),
+            offset,
+            applied_at,
+        }
+    }
+}
+
+/// FNV-1a (32-bit) of a topic name; stable across builds and processes, unlike `std`'s hasher.
+pub fn topic_hash(topic: &str) -> u32 {
+    topic.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Everything stored under one key: one changelog record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry<S> {
+    /// The handler's state; `None` once deleted (the ring may outlive it).
+    pub value: Option<S>,
+    /// Recent inputs applied to the key, oldest first.
+    pub applied: VecDeque<Applied>,
+}
+
+/// How long processed event ids are remembered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DedupPolicy {
+    /// Ring entries older than this are dropped (once their offset is committed).
+    pub retention_micros: i64,
+    /// At most this many ring entries per key; the oldest committed ones go first.
+    pub max_per_key: usize,
+}
+
+impl Default for DedupPolicy {
+    fn default() -> Self {
+        Self {
+            retention_micros: 60 * 60 * 1_000_000,
+            max_per_key: 32,
+        }
+    }
+}
+
+/// A changelog record to produce: `value: None` is a tombstone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangelogRecord {
+    /// The state key.
+    pub key: String,
+    /// The encoded [`Entry`], or `None` to delete the key.
+    pub value: Option<Vec<u8>>,
+}
+
+/// What the store knows of an input before the handler sees it.
+#[derive(Debug, PartialEq)]
+pub enum Seen<S> {
+    /// Not applied before: hand the handler this state.
+    New(Option<S>),
+    /// Applied before, and its outputs were durable before that: skip it.
+    Duplicate,
+}
+
+/// The changelog holds a record that does not decode as this build's state type.
+#[derive(Debug, thiserror::Error)]
+#[error("changelog record for key {key} does not decode: {source}")]
+pub struct CorruptChangelog {
+    /// The key.
+    pub key: String,
+    /// Why.
+    pub source: postcard::Error,
+}
+
+/// The state of one input partition.
+#[derive(Debug)]
+pub struct PartitionStore<S> {
+    /// Entries by state key.
+    entries: HashMap<String, Entry<S>>,
+    /// First offset not yet committed, per input topic (by [`topic_hash`]); ring entries below
+    /// it may age out.
+    committed: HashMap<u32, i64>,
+    /// Ring bounds.
+    policy: DedupPolicy,
+}
+
+impl<S: Serialize + DeserializeOwned + Clone> PartitionStore<S> {
+    /// An empty store.
+    pub fn new(policy: DedupPolicy) -> Self {
+        Self {
+            entries: HashMap::new(),
+            committed: HashMap::new(),
+            policy,
+        }
+    }
+
+    /// Applies one changelog record read during restore (later records win; `None` deletes).
+    pub fn restore_record(
+        &mut self,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), CorruptChangelog> {
+        match value {
+            None => {
+                self.entries.remove(key);
+            }
+            Some(bytes) => {
+                let entry: Entry<S> =
+                    postcard::from_bytes(bytes).map_err(|source| CorruptChangelog {
+                        key: key.to_owned(),
+                        source,
+                    })?;
+                self.entries.insert(key.to_owned(), entry);
+            }
+        }
+        Ok(())
+    }
+
+    /// Looks an input up before handling it.
+    pub fn seen(&self, key: &str, event_id: EventId) -> Seen<S> {
+        let Some(entry) = self.entries.get(key) else {
+            return Seen::New(None);
+        };
+        let id = event_id.as_uuid().as_u128();
+        if entry.applied.iter().any(|applied| applied.event_id == id) {
+            Seen::Duplicate
+        } else {
+            Seen::New(entry.value.clone())
+        }
+    }
+
+    /// Records that an input was applied: stores the new state and the ring entry, prunes the
+    /// ring, and returns the changelog record to produce.
+    pub fn apply(&mut self, key: &str, value: Option<S>, applied: Applied) -> ChangelogRecord {
+        let now = applied.applied_at;
+        let entry = self.entries.entry(key.to_owned()).or_insert_with(|| Entry {
+            value: None,
+            applied: VecDeque::new(),
+        });
+        entry.value = value;
+        entry.applied.push_back(applied);
+        prune(entry, &self.committed, self.policy, now);
+        // The entry just pushed is uncommitted, so the ring is not empty: deleted keys are
+        // removed by `expire` once their ring has aged out.
+        let encoded = postcard::to_stdvec(entry)
+            // Serialising plain data into a Vec cannot fail short of a type the format cannot
+            // express, which the `Handler::State` docs rule out; make it loud if it happens.
+            .unwrap_or_else(|error| {
+                panic!("state of key {key} cannot be encoded with postcard: {error}")
+            });
+        ChangelogRecord {
+            key: key.to_owned(),
+            value: Some(encoded),
+        }
+    }
+
+    /// Notes that offsets of `topic` below `next_offset` are committed: their ring entries may
+    /// age out (lazily, when their key is next written or at the next `expire`).
+    pub fn committed(&mut self, topic: &str, next_offset: i64) {
+        let current = self
+            .committed
+            .entry(topic_hash(topic))
+            .or_insert(next_offset);
+        *current = (*current).max(next_offset);
+    }
+
+    /// Prunes every key's ring and removes keys with no state and an empty ring, returning
+    /// their tombstones. Run periodically: it visits every key.
+    pub fn expire(&mut self, now: Timestamp) -> Vec<ChangelogRecord> {
+        let mut tombstones = Vec::new();
+        let (committed, policy) = (&self.committed, self.policy);
+        self.entries.retain(|key, entry| {
+            prune(entry, committed, policy, now);
+            let keep = entry.value.is_some() || !entry.applied.is_empty();
+            if !keep {
+                tombstones.push(ChangelogRecord {
+                    key: key.clone(),
+                    value: None,
+                });
+            }
+            keep
+        });
+        tombstones
+    }
+
+    /// Number of keys held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True if no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The state of a key (for tests and diagnostics).
+    pub fn value(&self, key: &str) -> Option<&S> {
+        self.entries.get(key).and_then(|entry| entry.value.as_ref())
+    }
+}
+
+fn is_committed(applied: &Applied, committed: &HashMap<u32, i64>) -> bool {
+    committed
+        .get(&applied.topic)
+        .is_some_and(|next_offset| applied.offset < *next_offset)
+}
+
+fn prune<S>(
+    entry: &mut Entry<S>,
+    committed: &HashMap<u32, i64>,
+    policy: DedupPolicy,
+    now: Timestamp,
+) {
+    let oldest_allowed = now.as_micros().saturating_sub(policy.retention_micros);
+    // Uncommitted entries stay whatever their age: they are what a crash would re-deliver.
+    entry.applied.retain(|applied| {
+        applied.applied_at.as_micros() >= oldest_allowed || !is_committed(applied, committed)
+    });
+    while entry.applied.len() > policy.max_per_key {
+        match entry
+            .applied
+            .iter()
+            .position(|applied| is_committed(applied, committed))
+        {
+            Some(index) => {
+                entry.applied.remove(index);
+            }
+            // Every entry is uncommitted: more inputs per key in flight than the ring holds.
+            // Keep them all: a crash would re-deliver them, and they must be recognised.
+            None => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u128) -> EventId {
+        EventId::from_u128(n)
+    }
+
+    fn applied(n: u128, offset: i64, at: i64) -> Applied {
+        Applied::new(id(n), "in", offset, Timestamp::from_micros(at))
+    }
+
+    fn store() -> PartitionStore<u32> {
+        PartitionStore::new(DedupPolicy {
+            retention_micros: 1_000,
+            max_per_key: 3,
+        })
+    }
+
+    #[test]
+    fn a_new_input_gets_the_current_state_and_an_applied_one_is_a_duplicate() {
+        let mut store = store();
+        assert_eq!(store.seen("k", id(1)), Seen::New(None));
+        store.apply("k", Some(5), applied(1, 10, 0));
+        assert_eq!(store.seen("k", id(2)), Seen::New(Some(5)));
+        assert_eq!(store.seen("k", id(1)), Seen::Duplicate);
+        assert_eq!(store.seen("other", id(1)), Seen::New(None));
+    }
+
+    #[test]
+    fn the_changelog_record_restores_the_same_state_and_ring() {
+        let mut store = store();
+        let record = store.apply("k", Some(7), applied(1, 10, 0));
+        let mut restored: PartitionStore<u32> = PartitionStore::new(DedupPolicy::default());
+        restored
+            .restore_record(&record.key, record.value.as_deref())
+            .expect("decodes");
+        assert_eq!(restored.value("k"), Some(&7));
+        assert_eq!(restored.seen("k", id(1)), Seen::Duplicate);
+    }
+
+    #[test]
+    fn a_record_stays_small_however_many_inputs_a_key_has_seen() {
+        let mut store = PartitionStore::<u32>::new(DedupPolicy::default());
+        let mut largest = 0;
+        for n in 0..1_000 {
+            if n % 100 == 0 {
+                store.committed("in", n as i64);
+            }
+            let record = store.apply("k", Some(n as u32), applied(n, n as i64, 0));
+            largest = largest.max(record.value.map_or(0, |value| value.len()));
+        }
+        // At most max_per_key (32) committed ring entries plus up to 100 uncommitted ones, each
+        // about 30 bytes.
+        assert!(
+            largest < 5_000,
+            "a changelog record grew to {largest} bytes"
+        );
+    }
+
+    #[test]
+    fn topic_hashes_are_stable_and_distinct() {
+        // FNV-1a test vector: "a" → 0xe40c292c.
+        assert_eq!(topic_hash("a"), 0xe40c_292c);
+        assert_ne!(
+            topic_hash("storefront.orders.v1"),
+            topic_hash("payments.payments.v1")
+        );
+    }
+
+    #[test]
+    fn rings_are_bounded_but_never_drop_uncommitted_inputs() {
+        let mut store = store();
+        for n in 0..6 {
+            store.apply("k", Some(n as u32), applied(n, n as i64, 0));
+        }
+        // Nothing committed: all six kept, although max_per_key is 3.
+        assert!((0..6).all(|n| store.seen("k", id(n)) == Seen::Duplicate));
+        store.committed("in", 4);
+        store.apply("k", Some(9), applied(6, 6, 0));
+        // Committed entries go first, oldest first; 4, 5 and 6 are uncommitted and stay.
+        assert_eq!(store.seen("k", id(0)), Seen::New(Some(9)));
+        assert_eq!(store.seen("k", id(3)), Seen::New(Some(9)));
+        assert!((4..7).all(|n| store.seen("k", id(n)) == Seen::Duplicate));
+    }
+
+    #[test]
+    fn deleted_keys_are_tombstoned_once_their_ring_ages_out() {
+        let mut store = store();
+        store.apply("gone", None, applied(1, 10, 0));
+        store.apply("kept", Some(3), applied(2, 11, 0));
+        // Not yet committed: nothing expires, whatever the age.
+        assert!(store.expire(Timestamp::from_micros(5_000)).is_empty());
+        store.committed("in", 12);
+        // Committed but young: still remembered.
+        assert!(store.expire(Timestamp::from_micros(500)).is_empty());
+        assert_eq!(store.seen("gone", id(1)), Seen::Duplicate);
+
+        let tombstones = store.expire(Timestamp::from_micros(5_000));
+        assert_eq!(
+            tombstones,
+            vec![ChangelogRecord {
+                key: "gone".into(),
+                value: None
+            }]
+        );
+        assert_eq!(store.len(), 1);
+        assert_eq!(
+            store.seen("kept", id(2)),
+            Seen::New(Some(3)),
+            "aged out of the ring, state kept"
+        );
+
+        let mut restored: PartitionStore<u32> = PartitionStore::new(DedupPolicy::default());
+        let record = store.apply("kept", Some(4), applied(3, 12, 6_000));
+        restored
+            .restore_record("gone", Some(&[0xff]))
+            .expect_err("garbage does not decode");
+        restored
+            .restore_record(&record.key, record.value.as_deref())
+            .expect("decodes");
+        restored.restore_record("kept", None).expect("tombstone");
+        assert!(restored.is_empty());
+    }
+}
