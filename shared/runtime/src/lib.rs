@@ -18,6 +18,7 @@
 //! - [`config`]: the flags and environment every worker shares.
 //! - [`telemetry`]: metric names and logging; [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`retry`]: back-off; [`trace`]: W3C trace context; [`shutdown`]: OS signals.
+//! - [`transaction`]: the exactly-once mode's transaction state machine.
 //! - [`error`]: why a worker stops.
 
 pub mod config;
@@ -34,6 +35,7 @@ pub mod state;
 pub mod telemetry;
 pub mod topics;
 pub mod trace;
+pub mod transaction;
 
 use std::sync::Arc;
 use std::time::Duration;

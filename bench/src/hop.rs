@@ -1,0 +1,389 @@
+//! One worker hop against the broker's own limit, on the same broker, in one run:
+//!
+//! - **passthrough**: a raw Rust consumer → producer copying each record's bytes to an output
+//!   topic (no decoding), with the workers' client settings: what the broker and librdkafka allow;
+//! - **no-op hop**: the worker runtime with a stateless handler that maps each `StockAdjusted` to
+//!   one `LowStock`: decode, handle, encode, produce, store offsets after acknowledgement.
+//!
+//! Both read the same pre-filled input topic from the start, each with a fresh consumer group,
+//! and are timed from their first output record to their last (start-up and group joins are not
+//! counted). The arms alternate and repeat; the medians and their ratio are printed.
+//!
+//!     eval "$(deploy/local/stack env)"
+//!     cargo run --release -p retail-bench --bin hop-benchmark -- --records 100000
+//!
+//! Known limit: tansu 0.6.0 on SQLite slows down within minutes of sustained load, so later runs
+//! of either arm are slower than the first on the same broker; compare arms only on a broker that
+//! holds its speed (see the README).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Statistics};
+use retail_codec::{Codec, RegistrationMode, registry_settings};
+use retail_events::inventory::LowStock;
+use retail_events::warehouse::{StockAdjusted, StockAdjustmentReason};
+use retail_events::{Envelope, Event, Timestamp, Topic};
+use retail_runtime::{Context, Handler, HandlerError, RuntimeConfig};
+use tokio_util::sync::CancellationToken;
+
+/// Benchmark options.
+#[derive(Debug, Clone, Parser)]
+struct Options {
+    /// Input records per arm.
+    #[arg(long, default_value_t = 100_000)]
+    records: u64,
+    /// Partitions of the input and output topics.
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+    /// Runs of each arm (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Broker.
+    #[arg(
+        long,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    bootstrap_servers: String,
+    /// Schema registry.
+    #[arg(
+        long,
+        env = "SCHEMA_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    schema_registry_url: String,
+}
+
+/// The no-op hop: one `LowStock` per `StockAdjusted`, no state.
+#[derive(Debug)]
+struct NoOp;
+
+impl Handler for NoOp {
+    type State = ();
+    const STORE: Option<&'static str> = None;
+
+    fn inputs(&self) -> Vec<Topic> {
+        vec![Topic::WarehouseStockAdjustments]
+    }
+
+    fn outputs(&self) -> Vec<Topic> {
+        vec![Topic::InventoryStockLevels]
+    }
+
+    fn handle(
+        &self,
+        event: &Event,
+        _state: &mut Option<()>,
+        context: &mut Context<'_>,
+    ) -> Result<(), HandlerError> {
+        if let Event::StockAdjusted(adjusted) = event {
+            context.emit(LowStock {
+                envelope: context.envelope_for::<LowStock>(""),
+                sku: adjusted.sku.clone(),
+                available: adjusted.quantity_delta,
+                threshold: 0,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn client(options: &Options) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &options.bootstrap_servers);
+    config
+}
+
+async fn create_topics(options: &Options, names: &[String]) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client(options).create()?;
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|name| NewTopic::new(name, options.partitions, TopicReplication::Fixed(1)))
+        .collect();
+    for result in admin.create_topics(&topics, &AdminOptions::new()).await? {
+        if let Err((topic, code)) = result {
+            bail!("creating {topic}: {code}");
+        }
+    }
+    Ok(())
+}
+
+/// Sum of the high watermarks of a topic: records written to it.
+fn records_in(probe: &BaseConsumer, topic: &str, partitions: i32) -> anyhow::Result<i64> {
+    let mut total = 0;
+    for partition in 0..partitions {
+        total += probe
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))?
+            .1;
+    }
+    Ok(total)
+}
+
+/// The worker runtime's flags, for running it in-process.
+#[derive(Debug, Parser)]
+struct Runtime {
+    #[command(flatten)]
+    config: RuntimeConfig,
+}
+
+/// Records `topic` holds now.
+fn baseline(options: &Options, topic: &str) -> anyhow::Result<u64> {
+    let probe: BaseConsumer = client(options).set("group.id", "bench-probe").create()?;
+    Ok(u64::try_from(records_in(&probe, topic, options.partitions)?).unwrap_or(0))
+}
+
+/// Reads `records` records of `topic` after the first `skip` (by count, all partitions) and
+/// returns the span of their producer timestamps: the time from the first output to the last,
+/// measured the same way for every arm and independent of when anyone looked.
+fn output_span(
+    options: &Options,
+    topic: &str,
+    skip: u64,
+    records: u64,
+    limit: Duration,
+) -> anyhow::Result<Duration> {
+    let consumer: BaseConsumer = client(options)
+        .set(
+            "group.id",
+            format!("bench-reader-{}", rand::random::<u32>()),
+        )
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    let started = Instant::now();
+    let (mut seen, mut first, mut last) = (0_u64, i64::MAX, i64::MIN);
+    while seen < skip + records {
+        if started.elapsed() > limit {
+            bail!(
+                "{topic}: {} of {records} records after {limit:?}",
+                seen.saturating_sub(skip)
+            );
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message?;
+        seen += 1;
+        // Records of earlier runs: the hop's output topic is shared across runs.
+        if seen <= skip {
+            continue;
+        }
+        let timestamp = message
+            .timestamp()
+            .to_millis()
+            .context("output record without a timestamp")?;
+        first = first.min(timestamp);
+        last = last.max(timestamp);
+    }
+    Ok(Duration::from_millis(
+        u64::try_from(last - first).unwrap_or(0).max(1),
+    ))
+}
+
+struct Acks(Arc<AtomicU64>);
+
+impl ClientContext for Acks {
+    fn stats(&self, _statistics: Statistics) {}
+}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, (): ()) {
+        if result.is_ok() {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The raw passthrough arm, on its own thread, with the workers' client settings.
+fn passthrough(options: &Options, input: &str, output: &str) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = client(options)
+        .set("group.id", format!("bench-pass-{}", rand::random::<u32>()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("queued.max.messages.kbytes", "16384")
+        .create()?;
+    let acked = Arc::new(AtomicU64::new(0));
+    let producer: ThreadedProducer<Acks> = client(options)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .create_with_context(Acks(Arc::clone(&acked)))?;
+    consumer.subscribe(&[input])?;
+    let mut copied = 0;
+    while copied < options.records {
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message?;
+        let mut record = BaseRecord::to(output).payload(message.payload().unwrap_or_default());
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        let mut pending = record;
+        loop {
+            match producer.send(pending) {
+                Ok(()) => break,
+                Err((_, returned)) => {
+                    pending = returned;
+                    producer.poll(Duration::from_millis(1));
+                }
+            }
+        }
+        consumer.store_offset_from_message(&message)?;
+        copied += 1;
+    }
+    producer.flush(Duration::from_secs(60))?;
+    Ok(())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = Options::parse();
+    retail_runtime::telemetry::init_logging(
+        retail_runtime::config::LogFormat::Text,
+        "hop-benchmark",
+    );
+    let prefix = format!("bench-{}.", rand::random::<u32>());
+    let input = format!("{prefix}{}", Topic::WarehouseStockAdjustments.name());
+    create_topics(&options, std::slice::from_ref(&input)).await?;
+
+    let settings = registry_settings(&options.schema_registry_url, None, Duration::from_secs(10))?;
+    let codec = Codec::connect(settings, RegistrationMode::Register)
+        .await
+        .context("registry")?;
+    eprintln!("filling {input} with {} records", options.records);
+    let producer: ThreadedProducer<Acks> = client(&options)
+        .set("linger.ms", "20")
+        .set("compression.type", "lz4")
+        .create_with_context(Acks(Arc::new(AtomicU64::new(0))))?;
+    for number in 0..options.records {
+        let sku = format!("sku-{}", number % 500);
+        let event = Event::StockAdjusted(StockAdjusted {
+            envelope: Envelope::originating::<StockAdjusted>(
+                format!("adj-{number}"),
+                "bench",
+                Timestamp::now(),
+            ),
+            adjustment_id: format!("adj-{number}"),
+            warehouse_id: "w1".into(),
+            sku: sku.clone(),
+            quantity_delta: 1,
+            reason: StockAdjustmentReason::Restock,
+        });
+        let payload = codec.encode_to_vec(&event)?;
+        let mut record = BaseRecord::to(&input).key(&sku).payload(&payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, returned)) => {
+                    record = returned;
+                    producer.poll(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+
+    let hop_output = format!("{prefix}{}", Topic::InventoryStockLevels.name());
+    create_topics(&options, std::slice::from_ref(&hop_output)).await?;
+    let mut passthrough_rates = Vec::new();
+    let mut hop_rates = Vec::new();
+    for run in 0..options.repeat {
+        // Passthrough arm: a fresh output topic and consumer group per run.
+        let output = format!("{prefix}pass-{run}");
+        create_topics(&options, std::slice::from_ref(&output)).await?;
+        let copier = std::thread::spawn({
+            let (options, input, output) = (options.clone(), input.clone(), output.clone());
+            move || passthrough(&options, &input, &output)
+        });
+        let elapsed = tokio::task::spawn_blocking({
+            let (options, output) = (options.clone(), output.clone());
+            move || {
+                output_span(
+                    &options,
+                    &output,
+                    0,
+                    options.records,
+                    Duration::from_secs(600),
+                )
+            }
+        })
+        .await??;
+        copier
+            .join()
+            .map_err(|_| anyhow::anyhow!("passthrough thread panicked"))??;
+        let rate = options.records as f64 / elapsed.as_secs_f64();
+        eprintln!("run {run}: passthrough {rate:>10.0} records/s ({elapsed:?})");
+        passthrough_rates.push(rate);
+
+        // No-op hop arm: the runtime in this process, with a fresh consumer group, reading the
+        // same input (the prefix maps the catalogue topics onto this run's topics).
+        let before = baseline(&options, &hop_output)?;
+        let runtime = Runtime::try_parse_from([
+            "hop-benchmark",
+            "--bootstrap-servers",
+            &options.bootstrap_servers,
+            "--schema-registry-url",
+            &options.schema_registry_url,
+            "--topic-prefix",
+            &prefix,
+            "--group-id",
+            &format!("bench-hop-{}", rand::random::<u32>()),
+            "--http-addr",
+            "127.0.0.1:0",
+            "--topic-partitions",
+            &options.partitions.to_string(),
+        ])?;
+        let shutdown = CancellationToken::new();
+        let worker = tokio::spawn(retail_runtime::run(
+            "bench-noop",
+            runtime.config,
+            NoOp,
+            shutdown.clone(),
+        ));
+        let elapsed = tokio::task::spawn_blocking({
+            let (options, output) = (options.clone(), hop_output.clone());
+            move || {
+                output_span(
+                    &options,
+                    &output,
+                    before,
+                    options.records,
+                    Duration::from_secs(600),
+                )
+            }
+        })
+        .await??;
+        shutdown.cancel();
+        worker.await??;
+        let rate = options.records as f64 / elapsed.as_secs_f64();
+        eprintln!("run {run}: no-op hop  {rate:>10.0} records/s ({elapsed:?})");
+        hop_rates.push(rate);
+    }
+    let (pass, hop) = (median(passthrough_rates), median(hop_rates));
+    println!("| arm | records/s (median of {}) |", options.repeat);
+    println!("| --- | ---: |");
+    println!("| raw passthrough (consumer -> producer, bytes) | {pass:.0} |");
+    println!("| no-op hop (worker runtime, decode -> handle -> encode) | {hop:.0} |");
+    println!("| ratio hop / passthrough | {:.2} |", hop / pass);
+    Ok(())
+}
