@@ -286,6 +286,7 @@ async fn read_outputs(
 
 /// The effectively-once checks: one output id per input, identical re-sends, right totals.
 fn assert_effectively_once(inputs: &Inputs, outputs: &Outputs) -> usize {
+
     let mut id_of_cause: HashMap<EventId, EventId> = HashMap::new();
     let mut bytes_of_id: HashMap<EventId, &Vec<u8>> = HashMap::new();
     for record in outputs.records.values() {
@@ -328,6 +329,28 @@ fn assert_effectively_once(inputs: &Inputs, outputs: &Outputs) -> usize {
     outputs.records.len() - id_of_cause.len()
 }
 
+/// Reads what arrives in the next two seconds (re-sends trail the last new output), then checks
+/// effectively-once effects and prints the figures.
+async fn settle_and_check(
+    label: &str,
+    codec: &Codec,
+    reader: &StreamConsumer,
+    inputs: &Inputs,
+    outputs: &mut Outputs,
+) {
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        read_until(codec, reader, outputs, Duration::from_secs(3600), |_| false),
+    )
+    .await;
+    let resent = assert_effectively_once(inputs, outputs);
+    println!(
+        "{label}: {} inputs, {} output records, {resent} identical re-sends",
+        inputs.len(),
+        outputs.records.len()
+    );
+}
+
 fn output_consumer(setup: &Setup) -> StreamConsumer {
     let consumer = consumer(&unique_name("reader"));
     consumer.subscribe(&[&setup.output()]).expect("subscribe");
@@ -365,14 +388,7 @@ async fn a_worker_killed_mid_stream_resumes_with_exactly_one_set_of_effects() {
         Duration::from_secs(90),
     )
     .await;
-    // Anything re-sent after the last new output has arrived by now.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let resent = assert_effectively_once(&inputs, &outputs);
-    println!(
-        "kill -9: {} inputs, {} output records, {resent} identical re-sends",
-        inputs.len(),
-        outputs.records.len()
-    );
+    settle_and_check("kill -9", &codec, &reader, &inputs, &mut outputs).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -617,14 +633,7 @@ async fn two_instances_one_leaves_and_rejoins_without_loss_or_duplicate_effects(
         Duration::from_secs(90),
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-
-    let resent = assert_effectively_once(&inputs, &outputs);
-    println!(
-        "rebalance: {} inputs, {} output records, {resent} identical re-sends",
-        inputs.len(),
-        outputs.records.len()
-    );
+    settle_and_check("rebalance", &codec, &reader, &inputs, &mut outputs).await;
     for worker in [a, b_again] {
         let (_, clean) = worker.terminate();
         assert!(clean);
