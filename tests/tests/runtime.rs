@@ -286,7 +286,6 @@ async fn read_outputs(
 
 /// The effectively-once checks: one output id per input, identical re-sends, right totals.
 fn assert_effectively_once(inputs: &Inputs, outputs: &Outputs) -> usize {
-
     let mut id_of_cause: HashMap<EventId, EventId> = HashMap::new();
     let mut bytes_of_id: HashMap<EventId, &Vec<u8>> = HashMap::new();
     for record in outputs.records.values() {
