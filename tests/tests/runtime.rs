@@ -64,6 +64,8 @@ impl Setup {
 struct Worker {
     child: Child,
     name: String,
+    /// Where it serves `/metrics`, `/healthz` and `/readyz`.
+    http: String,
 }
 
 impl Worker {
@@ -76,11 +78,17 @@ impl Worker {
         std::fs::create_dir_all(&logs).expect("log folder");
         let log = std::fs::File::create(logs.join(format!("{}-{name}.log", setup.group)))
             .expect("log file");
+        // A port free a moment ago; the worker binds it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("free port")
+            .port();
+        let http = format!("127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_counting-worker"))
             .args(["--topic-prefix", &setup.prefix, "--group-id", &setup.group])
             .args([
                 "--http-addr",
-                "127.0.0.1:0",
+                &http,
                 "--topic-partitions",
                 &PARTITIONS.to_string(),
             ])
@@ -104,7 +112,19 @@ impl Worker {
         Self {
             child,
             name: name.to_owned(),
+            http,
         }
+    }
+
+    /// GET `path` on the worker's HTTP listener: status and body.
+    async fn get(&self, path: &str) -> (u16, String) {
+        let response = reqwest::get(format!("http://{}{path}", self.http))
+            .await
+            .expect("worker answers HTTP");
+        (
+            response.status().as_u16(),
+            response.text().await.expect("body"),
+        )
     }
 
     fn kill_9(mut self) {
@@ -478,6 +498,46 @@ async fn poison_pills_go_to_the_dead_letter_topic_and_the_rest_flows() {
         assert_eq!(letter.worker, "counting-worker");
         assert!(!letter.message.is_empty());
     }
+    // What an on-call engineer sees: alive, ready, and the dead letters counted by class.
+    assert_eq!(worker.get("/healthz").await.0, 200);
+    let (status, body) = worker.get("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, metrics) = worker.get("/metrics").await;
+    assert_eq!(status, 200);
+    let series = |name: &str, labels: &[&str]| -> f64 {
+        metrics
+            .lines()
+            .filter(|line| {
+                line.starts_with(name) && labels.iter().all(|label| line.contains(label))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    for (class, _) in &poisons {
+        let class_label = format!("error_class=\"{class}\"");
+        assert_eq!(
+            series(
+                "worker_dead_lettered_records_total",
+                &[&class_label, "worker=\"counting-worker\""]
+            ),
+            1.0,
+            "{class} in {metrics}"
+        );
+    }
+    assert!(
+        series(
+            "worker_records_consumed_total",
+            &["event_type=\"StockAdjusted\""]
+        ) >= 200.0,
+        "consumed records in {metrics}"
+    );
+    assert!(
+        series(
+            "worker_records_produced_total",
+            &["event_type=\"LowStock\""]
+        ) >= 200.0
+    );
+    assert!(metrics.contains("worker_handler_duration_seconds_bucket"));
     let (_, clean) = worker.terminate();
     assert!(clean);
 }
