@@ -16,8 +16,6 @@
 //! of either arm are slower than the first on the same broker; compare arms only on a broker that
 //! holds its speed (see the README).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -27,8 +25,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Statistics};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use retail_codec::{Codec, RegistrationMode, registry_settings};
 use retail_events::inventory::LowStock;
 use retail_events::warehouse::{StockAdjusted, StockAdjustmentReason};
@@ -191,18 +188,15 @@ fn output_span(
     ))
 }
 
-struct Acks(Arc<AtomicU64>);
-
-impl ClientContext for Acks {
-    fn stats(&self, _statistics: Statistics) {}
-}
-
-impl ProducerContext for Acks {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, (): ()) {
-        if result.is_ok() {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
+/// Enqueues a record, waiting while librdkafka's queue is full.
+fn send_waiting(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    record: BaseRecord<'_, [u8], [u8]>,
+) {
+    let mut pending = record;
+    while let Err((_, returned)) = producer.send(pending) {
+        pending = returned;
+        producer.poll(Duration::from_millis(1));
     }
 }
 
@@ -215,13 +209,12 @@ fn passthrough(options: &Options, input: &str, output: &str) -> anyhow::Result<(
         .set("enable.auto.offset.store", "false")
         .set("queued.max.messages.kbytes", "16384")
         .create()?;
-    let acked = Arc::new(AtomicU64::new(0));
-    let producer: ThreadedProducer<Acks> = client(options)
+    let producer: ThreadedProducer<DefaultProducerContext> = client(options)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
         .set("compression.type", "lz4")
-        .create_with_context(Acks(Arc::clone(&acked)))?;
+        .create()?;
     consumer.subscribe(&[input])?;
     let mut copied = 0;
     while copied < options.records {
@@ -233,16 +226,7 @@ fn passthrough(options: &Options, input: &str, output: &str) -> anyhow::Result<(
         if let Some(key) = message.key() {
             record = record.key(key);
         }
-        let mut pending = record;
-        loop {
-            match producer.send(pending) {
-                Ok(()) => break,
-                Err((_, returned)) => {
-                    pending = returned;
-                    producer.poll(Duration::from_millis(1));
-                }
-            }
-        }
+        send_waiting(&producer, record);
         consumer.store_offset_from_message(&message)?;
         copied += 1;
     }
@@ -271,10 +255,10 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("registry")?;
     eprintln!("filling {input} with {} records", options.records);
-    let producer: ThreadedProducer<Acks> = client(&options)
+    let producer: ThreadedProducer<DefaultProducerContext> = client(&options)
         .set("linger.ms", "20")
         .set("compression.type", "lz4")
-        .create_with_context(Acks(Arc::new(AtomicU64::new(0))))?;
+        .create()?;
     for number in 0..options.records {
         let sku = format!("sku-{}", number % 500);
         let event = Event::StockAdjusted(StockAdjusted {
@@ -290,16 +274,12 @@ async fn main() -> anyhow::Result<()> {
             reason: StockAdjustmentReason::Restock,
         });
         let payload = codec.encode_to_vec(&event)?;
-        let mut record = BaseRecord::to(&input).key(&sku).payload(&payload);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, returned)) => {
-                    record = returned;
-                    producer.poll(Duration::from_millis(1));
-                }
-            }
-        }
+        send_waiting(
+            &producer,
+            BaseRecord::to(&input)
+                .key(sku.as_bytes())
+                .payload(payload.as_slice()),
+        );
     }
     producer.flush(Duration::from_secs(120))?;
 

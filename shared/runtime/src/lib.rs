@@ -49,6 +49,7 @@ pub use handler::{Context, Handler, HandlerError};
 
 use crate::engine::{Engine, EngineConfig};
 use crate::http::Health;
+use crate::retry::Backoff;
 use crate::state::DedupPolicy;
 use crate::telemetry::Telemetry;
 use crate::topics::{TopicNames, TopicSpec};
@@ -136,17 +137,26 @@ async fn connect_codec(
         config.schema_registry_basic_auth.as_deref(),
         Duration::from_secs(10),
     )?;
-    let mut delay = config.retry_initial_backoff;
+    // The registry may come up after the workers: wait for it as long as it takes, with jitter
+    // so that many instances do not retry in step.
+    let backoff = Backoff {
+        max_attempts: u32::MAX,
+        ..config.backoff()
+    };
+    let mut attempt: u32 = 0;
     loop {
         match Codec::connect(settings.clone(), RegistrationMode::Register).await {
             Ok(codec) => return Ok(Some(Arc::new(codec))),
             Err(error @ RegistryError::Unavailable { .. }) => {
+                attempt = attempt.saturating_add(1);
+                let delay = backoff
+                    .delay(attempt.min(u32::MAX - 1), &mut rand::rng())
+                    .unwrap_or(config.retry_max_backoff);
                 tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "schema registry unavailable at start-up");
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
                     () = shutdown.cancelled() => return Ok(None),
                 }
-                delay = (delay * 2).min(config.retry_max_backoff);
             }
             Err(error) => return Err(error.into()),
         }
