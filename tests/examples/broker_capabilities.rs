@@ -5,6 +5,10 @@
 //!     eval "$(deploy/local/stack env)"
 //!     cargo run -p retail-integration-tests --example broker_capabilities
 //!
+//! With the argument `transactions` it probes transactions only and exits 0 if they are
+//! honoured, 1 if not: `tests/run` uses it to decide whether the exactly-once broker tests can
+//! run.
+//!
 //! Groups, committed offsets, headers, watermarks and topic configs are covered by the tests in
 //! `tests/tests/broker.rs`; this probe covers what the local broker is known to lack, so the
 //! README's table can be checked against any broker.
@@ -103,7 +107,24 @@ fn compaction(topic: &str) -> String {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> std::process::ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("transactions") {
+        let topic = unique_name("probe-transactions");
+        create_topic(&topic, 1, &[]).await;
+        let outcome = tokio::task::spawn_blocking(move || transactions(&topic))
+            .await
+            .expect("probe task");
+        return match outcome {
+            Ok(seen) => {
+                println!("{seen}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(error) => {
+                println!("{error}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let transactional_topic = unique_name("probe-transactions");
     let compacted_topic = unique_name("probe-compacted");
     create_topic(&transactional_topic, 1, &[]).await;
@@ -148,4 +169,5 @@ async fn main() {
     println!("idempotence:   {idempotence}");
     println!("transactions:  {transactions}");
     println!("compaction:    {compaction}");
+    std::process::ExitCode::SUCCESS
 }

@@ -55,9 +55,14 @@ pub fn unique_name(prefix: &str) -> String {
 
 /// Client settings every test client starts from.
 pub fn client_config() -> ClientConfig {
+    client_config_on(&bootstrap_servers())
+}
+
+/// Client settings for the broker at `bootstrap` (e.g. librdkafka's mock cluster).
+pub fn client_config_on(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
-        .set("bootstrap.servers", bootstrap_servers())
+        .set("bootstrap.servers", bootstrap)
         .set("socket.timeout.ms", "10000");
     config
 }
@@ -84,7 +89,12 @@ pub async fn create_topic(name: &str, partitions: i32, configs: &[(&str, &str)])
 
 /// An idempotent producer, as the workers use.
 pub fn producer() -> FutureProducer {
-    client_config()
+    producer_on(&bootstrap_servers())
+}
+
+/// An idempotent producer to the broker at `bootstrap`.
+pub fn producer_on(bootstrap: &str) -> FutureProducer {
+    client_config_on(bootstrap)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
@@ -93,8 +103,14 @@ pub fn producer() -> FutureProducer {
 }
 
 /// A consumer in `group` that starts from the earliest offset and commits only when told.
+/// It reads committed records only (`read_committed`, librdkafka's default).
 pub fn consumer(group: &str) -> StreamConsumer {
-    client_config()
+    consumer_on(&bootstrap_servers(), group)
+}
+
+/// A consumer in `group` on the broker at `bootstrap`.
+pub fn consumer_on(bootstrap: &str, group: &str) -> StreamConsumer {
+    client_config_on(bootstrap)
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")

@@ -713,10 +713,10 @@ impl RuntimeConfig {
         config
     }
 
-    /// The producer's librdkafka configuration: idempotent, acknowledged by all in-sync
-    /// replicas, batched for 5 ms and lz4-compressed. The engine adds `transactional.id` in
-    /// exactly-once mode.
-    pub fn producer_config(&self) -> ClientConfig {
+    /// The producer's librdkafka configuration for a member of `group_id`: idempotent,
+    /// acknowledged by all in-sync replicas, batched for 5 ms and lz4-compressed; in
+    /// exactly-once mode also transactional ([`RuntimeConfig::transactional_id`]).
+    pub fn producer_config(&self, group_id: &str) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.bootstrap_servers)
@@ -725,8 +725,28 @@ impl RuntimeConfig {
             .set("linger.ms", "5")
             .set("compression.type", "lz4")
             .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+        if let Some(id) = self.transactional_id(group_id) {
+            config.set("transactional.id", id);
+        }
         self.apply_pass_through(&mut config);
         config
+    }
+
+    /// The `transactional.id` in exactly-once mode, `None` otherwise.
+    ///
+    /// With `--instance-id` it is `<group>-<instance id>`: stable across restarts, so a
+    /// restarted instance's `init_transactions` fences its predecessor and aborts what that one
+    /// left open at once. Without it a random suffix keeps concurrent instances apart; zombies
+    /// are then fenced by the group generation their offsets carry (KIP-447), and a crashed
+    /// instance's open transaction ends at `transaction.timeout.ms`.
+    pub fn transactional_id(&self, group_id: &str) -> Option<String> {
+        if self.guarantee != Guarantee::ExactlyOnce {
+            return None;
+        }
+        Some(match &self.instance_id {
+            Some(instance_id) => format!("{group_id}-{instance_id}"),
+            None => format!("{group_id}-{:016x}", rand::random::<u64>()),
+        })
     }
 
     /// The admin client's librdkafka configuration (topic creation).
@@ -1105,7 +1125,8 @@ mod tests {
             assert_eq!(consumer.get(key), Some(value), "consumer {key}");
         }
 
-        let producer = config.producer_config();
+        let producer = config.producer_config("inventory");
+        assert_eq!(producer.get("transactional.id"), None);
         for (key, value) in [
             ("bootstrap.servers", "127.0.0.1:9092"),
             ("enable.idempotence", "true"),
@@ -1131,6 +1152,25 @@ mod tests {
     }
 
     #[test]
+    fn exactly_once_producer_is_transactional_with_a_stable_id_per_instance() {
+        let mut config = defaults();
+        config.guarantee = Guarantee::ExactlyOnce;
+        config.instance_id = Some("inventory-0".to_owned());
+        assert_eq!(
+            config.producer_config("inventory").get("transactional.id"),
+            Some("inventory-inventory-0")
+        );
+        config.instance_id = None;
+        let first = config.transactional_id("inventory").expect("exactly-once");
+        let second = config.transactional_id("inventory").expect("exactly-once");
+        assert!(first.starts_with("inventory-"), "{first}");
+        assert_ne!(
+            first, second,
+            "instances without an id must not fence each other"
+        );
+    }
+
+    #[test]
     fn exactly_once_consumer_does_not_auto_commit() {
         let mut config = defaults();
         config.guarantee = Guarantee::ExactlyOnce;
@@ -1149,7 +1189,7 @@ mod tests {
         config.kafka_config = vec![setting("client.id", "from-flag")];
         for client in [
             config.consumer_config("g"),
-            config.producer_config(),
+            config.producer_config("g"),
             config.admin_config(),
         ] {
             assert_eq!(client.get("client.id"), Some("from-flag"));

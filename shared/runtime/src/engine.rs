@@ -14,6 +14,16 @@
 //! records, stores and commits their offsets and drops the partitions' state; on assign it
 //! restores the partitions' state from the changelog before `poll` returns a single record of
 //! them.
+//!
+//! In exactly-once mode ([`EngineConfig::transactions`]) each batch is one Kafka transaction
+//! ([`Transactions`]): the first record produced opens it, and the end of the batch sends the
+//! batch's input offsets into it and commits it, so outputs, changelog records, dead letters and
+//! offsets become visible to `read_committed` consumers together. Nothing stores or commits
+//! offsets any other way. A revoke commits the open transaction inside the callback (KIP-447:
+//! its offsets carry the group generation, so a zombie's commit is fenced). An aborted
+//! transaction rewinds every assigned partition to its committed offset and restores its state
+//! again, so the batch is handled anew from what was committed. A fatal transactional error
+//! (fenced by a newer instance) stops the worker.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -22,7 +32,9 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
+};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, DeliveryResult, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
@@ -42,6 +54,7 @@ use crate::state::{Applied, ChangelogRecord, DedupPolicy, PartitionStore, Seen};
 use crate::telemetry::Telemetry;
 use crate::topics::TopicNames;
 use crate::trace::TraceParent;
+use crate::transaction::{Finished, Transactions, TxnState};
 
 /// Header naming an output's event type, so consumers can route without decoding.
 pub const EVENT_TYPE_HEADER: &str = "event_type";
@@ -78,7 +91,22 @@ pub struct EngineConfig {
     pub backoff: Backoff,
     /// Longest time a restore may take.
     pub restore_timeout: Duration,
+    /// Exactly-once mode (the producer configuration carries a `transactional.id`); `None`
+    /// for at-least-once.
+    pub transactions: Option<TransactionSettings>,
 }
+
+/// How the exactly-once mode's transactional calls behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransactionSettings {
+    /// How long each blocking transactional call may take.
+    pub timeout: Duration,
+    /// Further attempts of a call that timed out.
+    pub max_retries: u32,
+}
+
+/// The exactly-once mode's transaction machine around the shared producer.
+type Txn = Transactions<Arc<ThreadedProducer<DeliveryContext>>>;
 
 /// An encoded output, ready to produce.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +132,9 @@ struct Shared<S> {
     stores: Mutex<HashMap<i32, PartitionStore<S>>>,
     inflight: Arc<InFlight>,
     /// The producer; here because a revoke (inside `poll`) must send deferred outputs.
-    producer: ThreadedProducer<DeliveryContext>,
+    producer: Arc<ThreadedProducer<DeliveryContext>>,
+    /// The transaction machine, in exactly-once mode.
+    txn: Option<Mutex<Txn>>,
     /// Changelog records of the open batch, held back until everything the batch produced so
     /// far (its outputs) is acknowledged: an input is listed as applied only once its outputs
     /// are durable (see [`crate::state`]).
@@ -144,8 +174,9 @@ impl<S> Shared<S> {
                 reason: "changelog records without an open batch".to_owned(),
             });
         };
+        // In a transaction the changelog records commit together with the outputs: no wait.
         let deadline = Instant::now() + self.config.drain_deadline;
-        if !self.inflight.wait_batch(seq, deadline)? {
+        if self.txn.is_none() && !self.inflight.wait_batch(seq, deadline)? {
             return Err(RuntimeError::Fatal {
                 reason: format!(
                     "outputs not acknowledged within {:?}; stopping before recording their inputs as applied",
@@ -208,6 +239,9 @@ impl<S> Shared<S> {
         K: rdkafka::message::ToBytes + ?Sized,
         P: rdkafka::message::ToBytes + ?Sized,
     {
+        if let Some(txn) = &self.txn {
+            lock(txn).ensure_open()?;
+        }
         self.inflight.expect(seq);
         let mut record = record;
         loop {
@@ -230,6 +264,179 @@ impl<S> Shared<S> {
         if let Some(batch) = lock(&self.open_batch).take() {
             self.inflight.seal(batch.seq, batch.inputs, batch.offsets);
         }
+    }
+}
+
+impl<S> Shared<S>
+where
+    S: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + 'static,
+{
+    /// Restores the state of `partitions` from the changelog (replacing what is held) and
+    /// prunes the rings below the committed offsets.
+    ///
+    /// The committed offsets are read first: a `read_committed` consumer's offset fetch waits
+    /// for transactional offset commits still pending (KIP-447), so by the time the changelog is
+    /// read, the transaction that wrote it is settled.
+    fn restore_partitions<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        partitions: &TopicPartitionList,
+    ) -> Result<(), RuntimeError> {
+        let Some((changelog, policy)) = &self.config.store else {
+            return Ok(());
+        };
+        let committed = self.committed(consumer, partitions)?;
+        let mut numbers: Vec<i32> = partitions
+            .elements()
+            .iter()
+            .map(|element| element.partition())
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let restored = restore::restore::<S>(
+            &self.config.restore_client,
+            changelog,
+            &numbers,
+            *policy,
+            self.config.restore_timeout,
+        )?;
+        let mut stores = lock(&self.stores);
+        for (partition, (store, stats)) in restored {
+            self.telemetry.state_restored(
+                changelog,
+                partition,
+                stats.records,
+                stats.bytes,
+                stats.elapsed,
+            );
+            self.telemetry
+                .state_entries(changelog, partition, store.len());
+            tracing::info!(
+                changelog = %changelog,
+                partition,
+                records = stats.records,
+                bytes = stats.bytes,
+                keys = store.len(),
+                elapsed_ms = stats.elapsed.as_millis() as u64,
+                "state restored"
+            );
+            stores.insert(partition, store);
+        }
+        // Ring entries below the committed offsets no longer need their outputs.
+        for element in committed.elements() {
+            if let (Offset::Offset(next), Some(store)) =
+                (element.offset(), stores.get_mut(&element.partition()))
+            {
+                store.committed(element.topic(), next);
+            }
+        }
+        Ok(())
+    }
+
+    /// Exactly-once: sends the open batch's changelog records and commits the open transaction
+    /// with the offsets the batch reached so far (the batch stays open, empty, for what follows).
+    /// `Committed` without a call when no transaction is open, and always in at-least-once mode.
+    fn finish_transaction(
+        &self,
+        group: Option<ConsumerGroupMetadata>,
+    ) -> Result<Finished, RuntimeError> {
+        let Some(txn) = &self.txn else {
+            return Ok(Finished::Committed);
+        };
+        self.flush_deferred()?;
+        let offsets = lock(&self.open_batch)
+            .as_mut()
+            .map(|batch| {
+                batch.inputs = 0;
+                std::mem::take(&mut batch.offsets)
+            })
+            .unwrap_or_default();
+        let mut txn = lock(txn);
+        if txn.state() != TxnState::Open {
+            if offsets.is_empty() {
+                return Ok(Finished::Committed);
+            }
+            // Inputs that produced nothing (skipped duplicates, events a handler ignores): a
+            // transaction of offsets alone moves the group past them.
+            txn.ensure_open()?;
+        }
+        let Some(group) = group else {
+            return Err(RuntimeError::Fatal {
+                reason: "no consumer group metadata to commit the offsets with".to_owned(),
+            });
+        };
+        let started = Instant::now();
+        let finished = txn.finish(&offsets, &group)?;
+        drop(txn);
+        // The transaction, not the ledger, decided what is durable.
+        self.inflight.clear();
+        match &finished {
+            Finished::Committed => {
+                self.telemetry.transaction("commit", started.elapsed());
+                let mut stores = lock(&self.stores);
+                for ((topic, partition), next) in &offsets {
+                    if let Some(store) = stores.get_mut(partition) {
+                        store.committed(topic, *next);
+                    }
+                }
+            }
+            Finished::Aborted { reason } => {
+                self.telemetry.transaction("abort", started.elapsed());
+                tracing::warn!(reason = %reason, partitions = offsets.len(), "transaction aborted; its inputs are handled again");
+            }
+        }
+        Ok(finished)
+    }
+
+    fn committed<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        partitions: &TopicPartitionList,
+    ) -> Result<TopicPartitionList, RuntimeError> {
+        consumer
+            .committed_offsets(partitions.clone(), self.config.restore_timeout)
+            .map_err(|source| RuntimeError::kafka("reading the committed offsets", source))
+    }
+
+    /// After an aborted transaction: drops what the batch left, moves every assigned partition
+    /// back to its committed offset (records already fetched beyond it are discarded) and
+    /// restores the state as of that commit.
+    fn rewind<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> Result<(), RuntimeError> {
+        lock(&self.deferred).clear();
+        if let Some(batch) = lock(&self.open_batch).as_mut() {
+            batch.inputs = 0;
+            batch.offsets.clear();
+        }
+        let assignment = consumer
+            .assignment()
+            .map_err(|source| RuntimeError::kafka("reading the assignment", source))?;
+        if assignment.count() == 0 {
+            return Ok(());
+        }
+        let started = Instant::now();
+        self.restore_partitions(consumer, &assignment)?;
+        let committed = self.committed(consumer, &assignment)?;
+        for element in committed.elements() {
+            let offset = match element.offset() {
+                Offset::Offset(next) => Offset::Offset(next),
+                // Nothing committed yet: `auto.offset.reset=earliest`.
+                _ => Offset::Beginning,
+            };
+            consumer
+                .seek(
+                    element.topic(),
+                    element.partition(),
+                    offset,
+                    self.config.restore_timeout,
+                )
+                .map_err(|source| RuntimeError::kafka("rewinding after an abort", source))?;
+        }
+        tracing::info!(
+            partitions = assignment.count(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "rewound to the committed offsets"
+        );
+        Ok(())
     }
 }
 
@@ -300,6 +507,40 @@ where
         let shared = &self.shared;
         shared.telemetry.rebalance("revoke");
         shared.health.set_partitions_ready(false);
+        if shared.txn.is_some() {
+            // The group generation is still the old one here, so this commit is accepted; once
+            // the rebalance completes, a commit of this member's would be fenced.
+            match shared.finish_transaction(consumer.group_metadata()) {
+                Ok(Finished::Committed) => {}
+                Ok(Finished::Aborted { .. }) => {
+                    // The open batch is dropped; its inputs go to the next owner uncommitted.
+                    lock(&shared.deferred).clear();
+                }
+                Err(error) => shared.set_fatal(error),
+            }
+        } else {
+            self.commit_on_revoke(consumer);
+        }
+        let mut stores = lock(&shared.stores);
+        for element in partitions.elements() {
+            if stores.remove(&element.partition()).is_some()
+                && let Some(store) = shared.store_name()
+            {
+                shared
+                    .telemetry
+                    .state_entries(store, element.partition(), 0);
+            }
+            shared
+                .telemetry
+                .remove_consumer_lag(element.topic(), element.partition());
+        }
+        tracing::info!(partitions = partitions.count(), "partitions revoked");
+    }
+
+    /// At least once: makes everything produced durable, stores the offsets it covers and
+    /// commits them.
+    fn commit_on_revoke(&self, consumer: &BaseConsumer<Self>) {
+        let shared = &self.shared;
         if let Err(error) = shared.flush_deferred() {
             shared.set_fatal(error);
         }
@@ -322,20 +563,6 @@ where
             }
         };
         shared.telemetry.commit(outcome, started.elapsed());
-        let mut stores = lock(&shared.stores);
-        for element in partitions.elements() {
-            if stores.remove(&element.partition()).is_some()
-                && let Some(store) = shared.store_name()
-            {
-                shared
-                    .telemetry
-                    .state_entries(store, element.partition(), 0);
-            }
-            shared
-                .telemetry
-                .remove_consumer_lag(element.topic(), element.partition());
-        }
-        tracing::info!(partitions = partitions.count(), "partitions revoked");
     }
 
     /// Partitions were assigned: restore their state before any of their records is handled.
@@ -343,68 +570,9 @@ where
         let shared = &self.shared;
         shared.telemetry.rebalance("assign");
         shared.telemetry.partitions_assigned(partitions.count());
-        let mut numbers: Vec<i32> = partitions
-            .elements()
-            .iter()
-            .map(|element| element.partition())
-            .collect();
-        numbers.sort_unstable();
-        numbers.dedup();
-
-        if let Some((changelog, policy)) = &shared.config.store {
-            match restore::restore::<S>(
-                &shared.config.restore_client,
-                changelog,
-                &numbers,
-                *policy,
-                shared.config.restore_timeout,
-            ) {
-                Ok(restored) => {
-                    let mut stores = lock(&shared.stores);
-                    for (partition, (store, stats)) in restored {
-                        shared.telemetry.state_restored(
-                            changelog,
-                            partition,
-                            stats.records,
-                            stats.bytes,
-                            stats.elapsed,
-                        );
-                        shared
-                            .telemetry
-                            .state_entries(changelog, partition, store.len());
-                        tracing::info!(
-                            changelog = %changelog,
-                            partition,
-                            records = stats.records,
-                            bytes = stats.bytes,
-                            keys = store.len(),
-                            elapsed_ms = stats.elapsed.as_millis() as u64,
-                            "state restored"
-                        );
-                        stores.insert(partition, store);
-                    }
-                }
-                Err(error) => {
-                    shared.set_fatal(RuntimeError::Restore(error));
-                    return;
-                }
-            }
-            // Ring entries below the committed offsets no longer need their outputs.
-            match consumer.committed_offsets(partitions.clone(), shared.config.restore_timeout) {
-                Ok(committed) => {
-                    let mut stores = lock(&shared.stores);
-                    for element in committed.elements() {
-                        if let (Offset::Offset(next), Some(store)) =
-                            (element.offset(), stores.get_mut(&element.partition()))
-                        {
-                            store.committed(element.topic(), next);
-                        }
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "could not read committed offsets after assignment")
-                }
-            }
+        if let Err(error) = shared.restore_partitions(consumer, partitions) {
+            shared.set_fatal(error);
+            return;
         }
         shared.health.set_partitions_ready(true);
         tracing::info!(partitions = partitions.count(), "partitions assigned");
@@ -414,6 +582,9 @@ where
 /// Acknowledgements of produced records, counted per batch.
 struct DeliveryContext {
     inflight: Arc<InFlight>,
+    /// Exactly-once: a failed delivery fails the transaction's commit, which aborts it and
+    /// rewinds; it is not the ledger's business (and an abort fails every record it purges).
+    transactional: bool,
 }
 
 impl ClientContext for DeliveryContext {
@@ -428,11 +599,19 @@ impl ProducerContext for DeliveryContext {
     fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
         let result = match result {
             Ok(_) => Ok(()),
-            Err((error, message)) => Err(format!(
-                "to {} partition {}: {error}",
-                message.topic(),
-                message.partition()
-            )),
+            Err((error, message)) => {
+                let failure = format!(
+                    "to {} partition {}: {error}",
+                    message.topic(),
+                    message.partition()
+                );
+                if self.transactional {
+                    tracing::debug!(failure, "record of a transaction not delivered");
+                    Ok(())
+                } else {
+                    Err(failure)
+                }
+            }
         };
         self.inflight.acknowledge(seq as u64, result);
     }
@@ -503,16 +682,35 @@ impl<H: Handler> Engine<H> {
         shutdown: CancellationToken,
     ) -> Result<Self, RuntimeError> {
         let inflight = Arc::new(InFlight::new());
-        let producer: ThreadedProducer<DeliveryContext> = config
-            .producer
-            .create_with_context(DeliveryContext {
-                inflight: Arc::clone(&inflight),
-            })
-            .map_err(|source| RuntimeError::kafka("creating the producer", source))?;
+        let producer: Arc<ThreadedProducer<DeliveryContext>> = Arc::new(
+            config
+                .producer
+                .create_with_context(DeliveryContext {
+                    inflight: Arc::clone(&inflight),
+                    transactional: config.transactions.is_some(),
+                })
+                .map_err(|source| RuntimeError::kafka("creating the producer", source))?,
+        );
+        let txn = match config.transactions {
+            None => None,
+            Some(settings) => {
+                let mut txn = Transactions::new(
+                    Arc::clone(&producer),
+                    settings.timeout,
+                    settings.max_retries,
+                );
+                // Fences any earlier instance with this `transactional.id` and settles what it
+                // left open, before a record is read.
+                txn.init()?;
+                tracing::info!("exactly-once: transactions initialised");
+                Some(Mutex::new(txn))
+            }
+        };
         let shared = Arc::new(Shared {
             stores: Mutex::new(HashMap::new()),
             inflight,
             producer,
+            txn,
             deferred: Mutex::new(Vec::new()),
             open_batch: Mutex::new(None),
             telemetry,
@@ -584,6 +782,10 @@ impl<H: Handler> Engine<H> {
 
     /// Stores the offsets of batches whose records are all acknowledged.
     fn release_completed(&self) -> Result<(), RuntimeError> {
+        if self.shared.txn.is_some() {
+            // Offsets move only inside transactions.
+            return Ok(());
+        }
         let reached = self
             .shared
             .inflight
@@ -642,8 +844,18 @@ impl<H: Handler> Engine<H> {
                 Err(error) => tracing::warn!(%error, "consume error"),
             }
         }
-        self.shared.flush_deferred()?;
-        self.shared.seal_open_batch();
+        if self.shared.txn.is_some() {
+            let finished = self
+                .shared
+                .finish_transaction(self.consumer.group_metadata())?;
+            lock(&self.shared.open_batch).take();
+            if let Finished::Aborted { .. } = finished {
+                self.shared.rewind(&self.consumer)?;
+            }
+        } else {
+            self.shared.flush_deferred()?;
+            self.shared.seal_open_batch();
+        }
         Ok(())
     }
 
@@ -969,6 +1181,10 @@ impl<H: Handler> Engine<H> {
             self.shared.send_changelog(seq, *partition, record)?;
         }
         self.shared.inflight.seal(seq, 0, Offsets::new());
+        // Exactly-once: a transaction of tombstones alone (no inputs, so nothing to rewind if
+        // it aborts: the keys are expired again at the next interval).
+        self.shared
+            .finish_transaction(self.consumer.group_metadata())?;
         tracing::debug!(tombstones = tombstones.len(), "expired state keys");
         Ok(())
     }
@@ -977,6 +1193,9 @@ impl<H: Handler> Engine<H> {
     fn drain(self, clean: bool) -> Result<(), RuntimeError> {
         let shared = &self.shared;
         shared.health.set_draining();
+        if shared.txn.is_some() {
+            return self.drain_transactional(clean);
+        }
         let mut result = shared.flush_deferred();
         shared.seal_open_batch();
         let started = Instant::now();
@@ -1008,7 +1227,45 @@ impl<H: Handler> Engine<H> {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "drained"
         );
-        // Leave the group now rather than after the session timeout.
+        self.leave(started, deadline);
+        result
+    }
+
+    /// Exactly-once: commits the open transaction (or, after a fatal error, leaves it for the
+    /// next instance's `init_transactions` to abort), then leaves the group.
+    fn drain_transactional(self, clean: bool) -> Result<(), RuntimeError> {
+        let started = Instant::now();
+        let deadline = started + self.shared.config.drain_deadline;
+        let result = if clean {
+            self.shared
+                .finish_transaction(self.consumer.group_metadata())
+                .map(|finished| {
+                    if let Finished::Aborted { reason } = finished {
+                        tracing::warn!(reason = %reason, "last transaction aborted at shutdown; the next owner handles its inputs");
+                    }
+                })
+        } else if let Some(txn) = &self.shared.txn {
+            // Abort rather than leave it open: until it ends, `read_committed` consumers of
+            // the outputs cannot read past it. A machine that already failed makes no call.
+            if let Err(error) = lock(txn).abort("stopping after an error") {
+                tracing::debug!(%error, "no abort at shutdown");
+            }
+            Ok(())
+        } else {
+            Ok(())
+        };
+        tracing::info!(
+            clean,
+            committed = clean && result.is_ok(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "drained"
+        );
+        self.leave(started, deadline);
+        result
+    }
+
+    /// Leaves the group now rather than after the session timeout, and flushes the producer.
+    fn leave(self, started: Instant, deadline: Instant) {
         self.consumer.unsubscribe();
         let remaining = deadline.saturating_duration_since(Instant::now());
         if let Err(error) = self
@@ -1023,7 +1280,6 @@ impl<H: Handler> Engine<H> {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "left the group"
         );
-        result
     }
 }
 

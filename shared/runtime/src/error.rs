@@ -10,6 +10,7 @@ use crate::inflight::DeliveryFailed;
 use crate::restore::RestoreError;
 use crate::telemetry::TelemetryError;
 use crate::topics::TopicError;
+use crate::transaction::TxnFatal;
 
 /// A fatal runtime error.
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +38,8 @@ pub enum RuntimeError {
     Encode(#[from] retail_codec::EncodeError),
     #[error("fatal: {reason}")]
     Fatal { reason: String },
-    #[error("{0} is not supported yet")]
-    Unsupported(&'static str),
+    #[error("exactly-once: {0}")]
+    Transaction(#[from] TxnFatal),
     #[error("shutdown requested while retrying a record; it is left for the next owner")]
     Interrupted,
     #[error("the processing thread failed: {0}")]
@@ -64,7 +65,7 @@ impl RuntimeError {
             Self::Delivery(_) => "delivery",
             Self::Encode(_) => "encode",
             Self::Fatal { .. } => "fatal",
-            Self::Unsupported(_) => "unsupported",
+            Self::Transaction(_) => "transaction",
             Self::Interrupted => "interrupted",
             Self::Thread(_) => "thread",
         }

@@ -160,6 +160,14 @@ impl InFlight {
         }
     }
 
+    /// Forgets every batch (exactly-once mode, once a transaction has committed or aborted: the
+    /// transaction, not this ledger, decides what is durable). Later acknowledgements of the
+    /// forgotten batches are ignored.
+    pub fn clear(&self) {
+        self.lock().batches.clear();
+        self.acknowledged.notify_all();
+    }
+
     /// Inputs processed whose effects are not yet acknowledged.
     pub fn inputs_in_flight(&self) -> usize {
         self.lock().batches.iter().map(|batch| batch.inputs).sum()
@@ -264,6 +272,21 @@ mod tests {
         inflight.acknowledge(seq, Ok(()));
         assert_eq!(inflight.wait_batch(seq, Instant::now()), Ok(true));
         // Still open: its offsets are not released.
+        assert_eq!(inflight.take_completed(), Ok(Offsets::new()));
+    }
+
+    #[test]
+    fn clear_forgets_every_batch_and_late_acknowledgements() {
+        let inflight = InFlight::new();
+        let seq = inflight.open();
+        inflight.expect(seq);
+        inflight.seal(seq, 4, offsets(0, 9));
+        assert_eq!(inflight.inputs_in_flight(), 4);
+        inflight.clear();
+        assert!(inflight.is_empty());
+        assert_eq!(inflight.inputs_in_flight(), 0);
+        // The forgotten batch's acknowledgement arrives later: nothing to release.
+        inflight.acknowledge(seq, Ok(()));
         assert_eq!(inflight.take_completed(), Ok(Offsets::new()));
     }
 

@@ -47,7 +47,7 @@ pub use config::{Guarantee, RuntimeConfig};
 pub use error::RuntimeError;
 pub use handler::{Context, Handler, HandlerError};
 
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, TransactionSettings};
 use crate::http::Health;
 use crate::retry::Backoff;
 use crate::state::DedupPolicy;
@@ -84,9 +84,6 @@ async fn start<H: Handler>(
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
     config.validate()?;
-    if config.guarantee == Guarantee::ExactlyOnce {
-        return Err(RuntimeError::Unsupported("--guarantee exactly-once"));
-    }
     tracing::info!(worker, config = %config.redacted(), "starting");
 
     let metrics = telemetry::install_prometheus()?;
@@ -247,7 +244,7 @@ async fn prepare_topics<H: Handler>(
         names,
         inputs,
         consumer: config.consumer_config(&group_id),
-        producer: config.producer_config(),
+        producer: config.producer_config(&group_id),
         restore_client: admin,
         store,
         batch_size: config.batch_size,
@@ -256,6 +253,14 @@ async fn prepare_topics<H: Handler>(
         drain_deadline: config.drain_deadline,
         backoff: config.backoff(),
         restore_timeout: config.max_poll_interval,
+        transactions: (config.guarantee == Guarantee::ExactlyOnce).then(|| {
+            // Four blocking calls at most per finish (send offsets and commit, each retried
+            // once): together they fit in the drain deadline.
+            TransactionSettings {
+                timeout: config.drain_deadline / 4,
+                max_retries: 1,
+            }
+        }),
     })
 }
 

@@ -4,12 +4,19 @@
 //! handled before its state is back. Reads every assigned changelog partition from the start to
 //! the high watermark taken after the assignment: the previous owner flushed its writes before
 //! giving the partition up, so they are all below that watermark.
+//!
+//! The restore consumer reads `read_committed` (librdkafka's default, set here explicitly): in
+//! exactly-once mode, records of aborted transactions are not state. Its end is then the last
+//! stable offset, and the last record may sit below the high watermark (a transaction marker
+//! takes the final offset), so a partition is also complete when librdkafka reports its end
+//! (`PartitionEOF`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
@@ -50,6 +57,23 @@ pub enum RestoreError {
     },
 }
 
+/// The restore consumer's context: an end-of-partition event still queued when the restore is
+/// done (it ended on the last record's offset) reaches the error callback as the consumer
+/// closes; it is not an error.
+struct RestoreContext;
+
+impl ClientContext for RestoreContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
+            tracing::trace!(reason, "end of a changelog partition");
+        } else {
+            tracing::warn!(%error, reason, "restore consumer error");
+        }
+    }
+}
+
+impl ConsumerContext for RestoreContext {}
+
 /// Reads changelog partitions `partitions` of `topic` into fresh stores.
 ///
 /// `client` carries the connection settings (bootstrap servers, security); the restore consumer
@@ -70,8 +94,10 @@ pub fn restore<S: Serialize + DeserializeOwned + Clone>(
         .set("group.id", format!("restore-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false");
-    let consumer: BaseConsumer = config.create().map_err(kafka)?;
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true");
+    let consumer: BaseConsumer<RestoreContext> =
+        config.create_with_context(RestoreContext).map_err(kafka)?;
 
     let mut stores = HashMap::new();
     let mut remaining: HashMap<i32, i64> = HashMap::new();
@@ -110,7 +136,14 @@ pub fn restore<S: Serialize + DeserializeOwned + Clone>(
         let Some(result) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
-        let message = result.map_err(kafka)?;
+        let message = match result {
+            Ok(message) => message,
+            Err(KafkaError::PartitionEOF(partition)) => {
+                remaining.remove(&partition);
+                continue;
+            }
+            Err(error) => return Err(kafka(error)),
+        };
         let partition = message.partition();
         let Some((store, stats)) = stores.get_mut(&partition) else {
             continue;

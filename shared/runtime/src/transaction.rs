@@ -20,6 +20,7 @@
 //! offsets, so an offset never moves unless the outputs it caused commit with it.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::ConsumerGroupMetadata;
@@ -130,6 +131,37 @@ where
 
     fn abort_transaction(&self, timeout: Duration) -> Result<(), TxnError> {
         Producer::abort_transaction(self, timeout).map_err(|error| TxnError::from_kafka(&error))
+    }
+}
+
+/// A shared producer: the engine keeps one handle to produce through and the state machine
+/// another.
+impl<P: TransactionalProducer> TransactionalProducer for Arc<P> {
+    type Group = P::Group;
+
+    fn init_transactions(&self, timeout: Duration) -> Result<(), TxnError> {
+        P::init_transactions(self, timeout)
+    }
+
+    fn begin_transaction(&self) -> Result<(), TxnError> {
+        P::begin_transaction(self)
+    }
+
+    fn send_offsets_to_transaction(
+        &self,
+        offsets: &Offsets,
+        group: &Self::Group,
+        timeout: Duration,
+    ) -> Result<(), TxnError> {
+        P::send_offsets_to_transaction(self, offsets, group, timeout)
+    }
+
+    fn commit_transaction(&self, timeout: Duration) -> Result<(), TxnError> {
+        P::commit_transaction(self, timeout)
+    }
+
+    fn abort_transaction(&self, timeout: Duration) -> Result<(), TxnError> {
+        P::abort_transaction(self, timeout)
     }
 }
 
