@@ -14,7 +14,10 @@
 //!
 //! Known limit: tansu 0.6.0 on SQLite slows down within minutes of sustained load, so later runs
 //! of either arm are slower than the first on the same broker; compare arms only on a broker that
-//! holds its speed (see the README).
+//! holds its speed (see the README). `--mock-cluster` runs both arms against librdkafka's
+//! in-process mock cluster instead (no disk, no replication; the registry still comes from
+//! `SCHEMA_REGISTRY_URL`): a broker that holds its speed, so the ratio shows the runtime's cost,
+//! though the absolute figures are not a real broker's.
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +28,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use retail_codec::{Codec, RegistrationMode, registry_settings};
 use retail_events::inventory::LowStock;
@@ -59,6 +63,10 @@ struct Options {
         default_value = "http://127.0.0.1:8081"
     )]
     schema_registry_url: String,
+    /// Use librdkafka's in-process mock cluster as the broker instead of
+    /// `--bootstrap-servers`.
+    #[arg(long)]
+    mock_cluster: bool,
 }
 
 /// The no-op hop: one `LowStock` per `StockAdjusted`, no state.
@@ -101,7 +109,17 @@ fn client(options: &Options) -> ClientConfig {
     config
 }
 
-async fn create_topics(options: &Options, names: &[String]) -> anyhow::Result<()> {
+/// The mock cluster, when the benchmark runs on it.
+type Mock = Option<MockCluster<'static, DefaultProducerContext>>;
+
+/// Creates topics; on the mock cluster through its own API (it has no CreateTopics).
+async fn create_topics(options: &Options, mock: &Mock, names: &[String]) -> anyhow::Result<()> {
+    if let Some(mock) = mock {
+        for name in names {
+            mock.create_topic(name, options.partitions, 1)?;
+        }
+        return Ok(());
+    }
     let admin: AdminClient<DefaultClientContext> = client(options).create()?;
     let topics: Vec<NewTopic<'_>> = names
         .iter()
@@ -115,17 +133,6 @@ async fn create_topics(options: &Options, names: &[String]) -> anyhow::Result<()
     Ok(())
 }
 
-/// Sum of the high watermarks of a topic: records written to it.
-fn records_in(probe: &BaseConsumer, topic: &str, partitions: i32) -> anyhow::Result<i64> {
-    let mut total = 0;
-    for partition in 0..partitions {
-        total += probe
-            .fetch_watermarks(topic, partition, Duration::from_secs(10))?
-            .1;
-    }
-    Ok(total)
-}
-
 /// The worker runtime's flags, for running it in-process.
 #[derive(Debug, Parser)]
 struct Runtime {
@@ -133,19 +140,25 @@ struct Runtime {
     config: RuntimeConfig,
 }
 
-/// Records `topic` holds now.
-fn baseline(options: &Options, topic: &str) -> anyhow::Result<u64> {
+/// Where each partition of `topic` ends now: the next run's outputs start there.
+fn ends(options: &Options, topic: &str) -> anyhow::Result<Vec<i64>> {
     let probe: BaseConsumer = client(options).set("group.id", "bench-probe").create()?;
-    Ok(u64::try_from(records_in(&probe, topic, options.partitions)?).unwrap_or(0))
+    (0..options.partitions)
+        .map(|partition| {
+            Ok(probe
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))?
+                .1)
+        })
+        .collect()
 }
 
-/// Reads `records` records of `topic` after the first `skip` (by count, all partitions) and
-/// returns the span of their producer timestamps: the time from the first output to the last,
-/// measured the same way for every arm and independent of when anyone looked.
+/// Reads `records` records of `topic` from `start` (an offset per partition) and returns the
+/// span of their producer timestamps: the time from the first output to the last, measured
+/// the same way for every arm and independent of when anyone looked.
 fn output_span(
     options: &Options,
     topic: &str,
-    skip: u64,
+    start: &[i64],
     records: u64,
     limit: Duration,
 ) -> anyhow::Result<Duration> {
@@ -154,28 +167,26 @@ fn output_span(
             "group.id",
             format!("bench-reader-{}", rand::random::<u32>()),
         )
-        .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .create()?;
-    consumer.subscribe(&[topic])?;
+    // Assigned from known offsets, not subscribed: no group to join, and nothing depends on
+    // how much of the topic's past the broker still holds.
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for (partition, offset) in (0..options.partitions).zip(start) {
+        assignment.add_partition_offset(topic, partition, rdkafka::Offset::Offset(*offset))?;
+    }
+    consumer.assign(&assignment)?;
     let started = Instant::now();
     let (mut seen, mut first, mut last) = (0_u64, i64::MAX, i64::MIN);
-    while seen < skip + records {
+    while seen < records {
         if started.elapsed() > limit {
-            bail!(
-                "{topic}: {} of {records} records after {limit:?}",
-                seen.saturating_sub(skip)
-            );
+            bail!("{topic}: {seen} of {records} records after {limit:?}");
         }
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
         let message = message?;
         seen += 1;
-        // Records of earlier runs: the hop's output topic is shared across runs.
-        if seen <= skip {
-            continue;
-        }
         let timestamp = message
             .timestamp()
             .to_millis()
@@ -241,14 +252,26 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let options = Options::parse();
+    let mut options = Options::parse();
+    // Lives until the end of `main`, after every client.
+    let mock: Mock = if options.mock_cluster {
+        let mock = MockCluster::new(1)?;
+        options.bootstrap_servers = mock.bootstrap_servers();
+        eprintln!(
+            "broker: librdkafka's mock cluster at {}",
+            options.bootstrap_servers
+        );
+        Some(mock)
+    } else {
+        None
+    };
     retail_runtime::telemetry::init_logging(
         retail_runtime::config::LogFormat::Text,
         "hop-benchmark",
     );
     let prefix = format!("bench-{}.", rand::random::<u32>());
     let input = format!("{prefix}{}", Topic::WarehouseStockAdjustments.name());
-    create_topics(&options, std::slice::from_ref(&input)).await?;
+    create_topics(&options, &mock, std::slice::from_ref(&input)).await?;
 
     let settings = registry_settings(&options.schema_registry_url, None, Duration::from_secs(10))?;
     let codec = Codec::connect(settings, RegistrationMode::Register)
@@ -284,13 +307,13 @@ async fn main() -> anyhow::Result<()> {
     producer.flush(Duration::from_secs(120))?;
 
     let hop_output = format!("{prefix}{}", Topic::InventoryStockLevels.name());
-    create_topics(&options, std::slice::from_ref(&hop_output)).await?;
+    create_topics(&options, &mock, std::slice::from_ref(&hop_output)).await?;
     let mut passthrough_rates = Vec::new();
     let mut hop_rates = Vec::new();
     for run in 0..options.repeat {
         // Passthrough arm: a fresh output topic and consumer group per run.
         let output = format!("{prefix}pass-{run}");
-        create_topics(&options, std::slice::from_ref(&output)).await?;
+        create_topics(&options, &mock, std::slice::from_ref(&output)).await?;
         let copier = std::thread::spawn({
             let (options, input, output) = (options.clone(), input.clone(), output.clone());
             move || passthrough(&options, &input, &output)
@@ -301,7 +324,7 @@ async fn main() -> anyhow::Result<()> {
                 output_span(
                     &options,
                     &output,
-                    0,
+                    &vec![0; usize::try_from(options.partitions).unwrap_or(0)],
                     options.records,
                     Duration::from_secs(600),
                 )
@@ -317,7 +340,11 @@ async fn main() -> anyhow::Result<()> {
 
         // No-op hop arm: the runtime in this process, with a fresh consumer group, reading the
         // same input (the prefix maps the catalogue topics onto this run's topics).
-        let before = baseline(&options, &hop_output)?;
+        let before = ends(&options, &hop_output)?;
+        let group = format!("bench-hop-{}", rand::random::<u32>());
+        if mock.is_some() {
+            create_topics(&options, &mock, &[format!("{group}.dlq")]).await?;
+        }
         let runtime = Runtime::try_parse_from([
             "hop-benchmark",
             "--bootstrap-servers",
@@ -327,7 +354,9 @@ async fn main() -> anyhow::Result<()> {
             "--topic-prefix",
             &prefix,
             "--group-id",
-            &format!("bench-hop-{}", rand::random::<u32>()),
+            &group,
+            "--create-topics",
+            if mock.is_some() { "false" } else { "true" },
             "--http-addr",
             "127.0.0.1:0",
             "--topic-partitions",
@@ -346,7 +375,7 @@ async fn main() -> anyhow::Result<()> {
                 output_span(
                     &options,
                     &output,
-                    before,
+                    &before,
                     options.records,
                     Duration::from_secs(600),
                 )

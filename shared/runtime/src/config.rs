@@ -40,6 +40,8 @@ const QUEUED_MAX_MESSAGES_KBYTES: &str = "16384";
 /// restores state on assign for the whole assignment, which incremental (cooperative) rebalancing
 /// would break.
 const ASSIGNMENT_STRATEGY: &str = "range,roundrobin";
+/// The Java client's default partitioner (see [`RuntimeConfig::producer_config`]).
+pub const PARTITIONER: &str = "murmur2_random";
 
 /// Which delivery guarantee the worker gives its outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -532,6 +534,10 @@ fn show(duration: &Duration) -> humantime::FormattedDuration {
 /// with what to do instead.
 const MANAGED_KAFKA_SETTINGS: &[(&str, &str)] = &[
     (
+        "partitioner",
+        "stages read internal topics co-partitioned with external ones: keys must land where the Java client puts them (murmur2_random)",
+    ),
+    (
         "bootstrap.servers",
         "use --bootstrap-servers (KAFKA_BOOTSTRAP_SERVERS)",
     ),
@@ -716,10 +722,16 @@ impl RuntimeConfig {
     /// The producer's librdkafka configuration for a member of `group_id`: idempotent,
     /// acknowledged by all in-sync replicas, batched for 5 ms and lz4-compressed; in
     /// exactly-once mode also transactional ([`RuntimeConfig::transactional_id`]).
+    ///
+    /// Keys go to partitions the way the Java client's default partitioner sends them
+    /// (`murmur2_random`), not librdkafka's default (`consistent_random`, CRC32): a stage that
+    /// reads a topic written by a Java producer together with one of its own internal topics
+    /// needs a key in the same partition of both.
     pub fn producer_config(&self, group_id: &str) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("partitioner", PARTITIONER)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
@@ -1129,6 +1141,7 @@ mod tests {
         assert_eq!(producer.get("transactional.id"), None);
         for (key, value) in [
             ("bootstrap.servers", "127.0.0.1:9092"),
+            ("partitioner", "murmur2_random"),
             ("enable.idempotence", "true"),
             ("acks", "all"),
             ("linger.ms", "5"),

@@ -62,6 +62,15 @@ pub const EVENT_TYPE_HEADER: &str = "event_type";
 /// How often rings are pruned and deleted keys tombstoned.
 const EXPIRE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Most timers fired per batch (the rest fire in the next ones).
+const TIMERS_PER_BATCH: usize = 1_000;
+
+/// How long a timer whose handler failed waits before it is tried again.
+const TIMER_RETRY: Duration = Duration::from_secs(1);
+
+/// A state's timer due time, from the handler (for the stores, which do not know it).
+type TimerOf<S> = Arc<dyn Fn(&S) -> Option<Timestamp> + Send + Sync>;
+
 /// What the engine needs, resolved from the runtime configuration.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -144,6 +153,8 @@ struct Shared<S> {
     health: Health,
     /// An error raised inside a callback, surfaced by the loop.
     fatal: Mutex<Option<RuntimeError>>,
+    /// The handler's timer of a state, to index timers after a restore.
+    timer_of: TimerOf<S>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -320,6 +331,8 @@ where
                 elapsed_ms = stats.elapsed.as_millis() as u64,
                 "state restored"
             );
+            let mut store = store;
+            store.rebuild_timers(|state| (self.timer_of)(state));
             stores.insert(partition, store);
         }
         // Ring entries below the committed offsets no longer need their outputs.
@@ -716,6 +729,10 @@ impl<H: Handler> Engine<H> {
             telemetry,
             health,
             fatal: Mutex::new(None),
+            timer_of: {
+                let handler = Arc::clone(&handler);
+                Arc::new(move |state: &H::State| handler.timer(state).map(|timer| timer.due))
+            },
             config,
         });
         let consumer: BaseConsumer<WorkerConsumerContext<H::State>> = shared
@@ -817,6 +834,7 @@ impl<H: Handler> Engine<H> {
             inputs: 0,
             offsets: Offsets::new(),
         });
+        self.fire_timers(seq)?;
         let started = Instant::now();
         let mut handled = 0;
         while handled < self.shared.config.batch_size && !self.shutdown.is_cancelled() {
@@ -951,8 +969,14 @@ impl<H: Handler> Engine<H> {
                         self.shared.send_output(seq, output)?;
                     }
                     let applied = Applied::new(event_id, topic, message.offset(), wall);
+                    let due = state
+                        .as_ref()
+                        .and_then(|state| (self.shared.timer_of)(state));
                     let record = match lock(&self.shared.stores).get_mut(&partition) {
-                        Some(store) => store.apply(key, state, applied),
+                        Some(store) => {
+                            store.schedule(key, due);
+                            store.apply(key, state, applied)
+                        }
                         None => {
                             return Err(RuntimeError::Fatal {
                                 reason: format!(
@@ -968,6 +992,78 @@ impl<H: Handler> Engine<H> {
                 Err(rejection) => self.dead_letter(message, seq, rejection),
             },
         }
+    }
+
+    /// Fires the timers due now into batch `seq`: outputs first, the changed state deferred
+    /// like an input's (written once the outputs are acknowledged, or in the same transaction).
+    fn fire_timers(&self, seq: u64) -> Result<(), RuntimeError> {
+        if H::STORE.is_none() {
+            return Ok(());
+        }
+        let now = Timestamp::now();
+        let due: Vec<(i32, String)> = lock(&self.shared.stores)
+            .iter()
+            .flat_map(|(partition, store)| {
+                store
+                    .due_timers(now, TIMERS_PER_BATCH)
+                    .into_iter()
+                    .map(|key| (*partition, key))
+            })
+            .take(TIMERS_PER_BATCH)
+            .collect();
+        for (partition, key) in due {
+            let state = lock(&self.shared.stores)
+                .get(&partition)
+                .and_then(|store| store.value(&key).cloned());
+            let timer = state.as_ref().and_then(|state| self.handler.timer(state));
+            let Some(timer) = timer else {
+                // The state changed since it was indexed: it wants no timer now.
+                if let Some(store) = lock(&self.shared.stores).get_mut(&partition) {
+                    store.schedule(&key, None);
+                }
+                continue;
+            };
+            if timer.due > now {
+                if let Some(store) = lock(&self.shared.stores).get_mut(&partition) {
+                    store.schedule(&key, Some(timer.due));
+                }
+                continue;
+            }
+            let mut next = state;
+            let mut context = Context::new(&timer.cause, &self.shared.config.worker, timer.due);
+            let outcome = self.handler.on_timer(&key, &mut next, &mut context);
+            if let Err(error) = outcome {
+                tracing::warn!(key, %error, "timer failed; trying again shortly");
+                self.shared.telemetry.timer_fired("error");
+                if let Some(store) = lock(&self.shared.stores).get_mut(&partition) {
+                    let retry_micros = i64::try_from(TIMER_RETRY.as_micros()).unwrap_or(i64::MAX);
+                    store.schedule(
+                        &key,
+                        Some(Timestamp::from_micros(
+                            now.as_micros().saturating_add(retry_micros),
+                        )),
+                    );
+                }
+                continue;
+            }
+            let trace = root_trace(&timer.cause);
+            for output in &self.encode(&context.into_outputs(), &trace)? {
+                self.shared.send_output(seq, output)?;
+            }
+            let due = next
+                .as_ref()
+                .and_then(|state| (self.shared.timer_of)(state));
+            let record = match lock(&self.shared.stores).get_mut(&partition) {
+                Some(store) => {
+                    store.schedule(&key, due);
+                    store.set(&key, next, now)
+                }
+                None => continue,
+            };
+            lock(&self.shared.deferred).push((partition, record));
+            self.shared.telemetry.timer_fired("ok");
+        }
+        Ok(())
     }
 
     /// Decodes a payload, retrying while the registry is unavailable. `Ok(Err(..))` is a
@@ -1299,13 +1395,15 @@ fn incoming_trace(message: &BorrowedMessage<'_>, event: &Event) -> TraceParent {
             .and_then(|header| header.value)
             .and_then(TraceParent::parse)
     });
-    carried.unwrap_or_else(|| {
-        let id = event.envelope().event_id.as_uuid();
-        let bytes = *id.as_bytes();
-        let mut span = [0_u8; 8];
-        span.copy_from_slice(&bytes[8..]);
-        TraceParent::root(bytes, span)
-    })
+    carried.unwrap_or_else(|| root_trace(event.envelope()))
+}
+
+/// A trace rooted at an event without a carried trace context: its id is the event's.
+fn root_trace(envelope: &retail_events::Envelope) -> TraceParent {
+    let bytes = *envelope.event_id.as_uuid().as_bytes();
+    let mut span = [0_u8; 8];
+    span.copy_from_slice(&bytes[8..]);
+    TraceParent::root(bytes, span)
 }
 
 fn owned_headers<'a>(headers: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>) -> OwnedHeaders {

@@ -47,6 +47,41 @@ pub trait Handler: Send + Sync + 'static {
         state: &mut Option<Self::State>,
         context: &mut Context<'_>,
     ) -> Result<(), HandlerError>;
+
+    /// When `state` wants [`Handler::on_timer`] called, if ever: a deadline, a pick-and-pack
+    /// time, a retention period. The due time lives in the state, so the timer survives
+    /// restarts and rebalances; the runtime asks again after every change of the state.
+    fn timer(&self, state: &Self::State) -> Option<Timer> {
+        let _ = state;
+        None
+    }
+
+    /// The timer of `key`'s state is due (the wall clock passed [`Timer::due`]). Same contract
+    /// as [`Handler::handle`]: change the state, emit events. The context's input is
+    /// [`Timer::cause`] and its clock is the due time, so a timer that fires again after a crash
+    /// emits the very same events.
+    ///
+    /// The handler must move or clear the timer (through the state); a failure is logged and
+    /// the timer is tried again a little later.
+    fn on_timer(
+        &self,
+        key: &str,
+        state: &mut Option<Self::State>,
+        context: &mut Context<'_>,
+    ) -> Result<(), HandlerError> {
+        let _ = (key, state, context);
+        Ok(())
+    }
+}
+
+/// A callback a state asks for: when, and on behalf of which event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    /// When to call [`Handler::on_timer`].
+    pub due: Timestamp,
+    /// The event the timer's outputs are caused by (kept in the state): their ids are derived
+    /// from it, and they carry its correlation id.
+    pub cause: Envelope,
 }
 
 /// Why a handler could not handle an event.

@@ -29,24 +29,55 @@ const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 /// worker that is never scraped keeps every sample in memory.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Shared readiness; the engine flips these, `/readyz` reads them.
+/// Shared readiness; the engines flip these, `/readyz` reads them.
 ///
-/// Cloning is cheap and every clone sees the same flags.
-#[derive(Debug, Clone, Default)]
+/// Cloning is cheap and every clone sees the same flags. A worker with several stages (one
+/// engine each) gives each its own partitions flag with [`Health::stage`]: it is ready when every
+/// stage is.
+#[derive(Debug, Clone)]
 pub struct Health {
-    /// The assigned partitions' state is restored and records are being processed. False while
-    /// restoring after an assignment, so traffic-based checks do not count a restoring worker.
+    /// This handle's flag: its engine's assigned partitions are restored and records are being
+    /// processed. False while restoring after an assignment, so traffic-based checks do not
+    /// count a restoring worker.
     partitions_ready: Arc<AtomicBool>,
+    /// Every stage's flag, this handle's included.
+    stages: Arc<std::sync::Mutex<Vec<Arc<AtomicBool>>>>,
     /// The last call to the schema registry succeeded; without it no event can be decoded.
     registry_reachable: Arc<AtomicBool>,
     /// A drain has started (SIGTERM): never ready again, so the pod is taken out of rotation.
     draining: Arc<AtomicBool>,
 }
 
+impl Default for Health {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Health {
     /// Not ready: partitions not yet restored, registry not yet reached, not draining.
     pub fn new() -> Self {
-        Self::default()
+        let partitions_ready = Arc::new(AtomicBool::new(false));
+        Self {
+            stages: Arc::new(std::sync::Mutex::new(vec![Arc::clone(&partitions_ready)])),
+            partitions_ready,
+            registry_reachable: Arc::default(),
+            draining: Arc::default(),
+        }
+    }
+
+    /// A handle for one more stage, sharing everything but the partitions flag, which starts
+    /// false and must also be true for the worker to be ready.
+    pub fn stage(&self) -> Self {
+        let flag = Arc::new(AtomicBool::new(false));
+        self.stages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Arc::clone(&flag));
+        Self {
+            partitions_ready: flag,
+            ..self.clone()
+        }
     }
 
     /// Assigned partitions restored and processing (`true`), or restoring (`false`).
@@ -77,7 +108,13 @@ impl Health {
             return Some("not ready: draining".to_owned());
         }
         let mut missing = Vec::new();
-        if !self.partitions_ready.load(Ordering::Acquire) {
+        let all_stages_ready = self
+            .stages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .all(|ready| ready.load(Ordering::Acquire));
+        if !all_stages_ready {
             missing.push("partitions restoring");
         }
         if !self.registry_reachable.load(Ordering::Acquire) {
@@ -291,6 +328,22 @@ mod tests {
         let reply = get(addr, "/healthz").await;
         assert_eq!((reply.status, reply.body.as_str()), (200, "ok"));
         shutdown.cancel();
+    }
+
+    #[test]
+    fn a_worker_with_stages_is_ready_when_every_stage_is() {
+        let health = Health::new();
+        health.set_registry_reachable(true);
+        health.set_partitions_ready(true);
+        let orders = health.stage();
+        let stock = health.stage();
+        assert!(!health.is_ready());
+        orders.set_partitions_ready(true);
+        assert!(!health.is_ready());
+        stock.set_partitions_ready(true);
+        assert!(health.is_ready() && orders.is_ready() && stock.is_ready());
+        stock.set_partitions_ready(false);
+        assert!(!orders.is_ready());
     }
 
     #[tokio::test]

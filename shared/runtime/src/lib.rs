@@ -45,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{Guarantee, RuntimeConfig};
 pub use error::RuntimeError;
-pub use handler::{Context, Handler, HandlerError};
+pub use handler::{Context, Handler, HandlerError, Timer};
 
 use crate::engine::{Engine, EngineConfig, TransactionSettings};
 use crate::http::Health;
@@ -70,24 +70,93 @@ pub async fn run<H: Handler>(
     handler: H,
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
-    let result = start(worker, config, handler, shutdown).await;
+    run_stages(worker, config, vec![Stage::new("", handler)], shutdown).await
+}
+
+/// One handler of a worker, run as its own consumer group with its own processing thread.
+///
+/// A worker whose work needs records keyed two ways (orders by order id, stock by SKU) runs
+/// one stage per keying, connected by an internal topic: each stage's state is then keyed by
+/// what its inputs are partitioned by, and every key has exactly one owner.
+pub struct Stage {
+    name: &'static str,
+    start: Box<dyn FnOnce(StageEnv) -> StageFuture + Send>,
+}
+
+type StageFuture = std::pin::Pin<Box<dyn Future<Output = Result<(), RuntimeError>> + Send>>;
+
+impl std::fmt::Debug for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stage")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a stage gets from the worker.
+struct StageEnv {
+    /// Metric label and `producer` of output envelopes: the worker's name, `.<stage>` added.
+    label: String,
+    group_id: String,
+    config: RuntimeConfig,
+    codec: Arc<Codec>,
+    health: Health,
+    shutdown: CancellationToken,
+}
+
+impl Stage {
+    /// A stage named `name` (`""` for a worker's only stage). Its consumer group is the
+    /// worker's group id, `.<name>` added when the name is not empty (so are its dead-letter
+    /// and changelog topics, which are named after the group).
+    pub fn new<H: Handler>(name: &'static str, handler: H) -> Self {
+        Self {
+            name,
+            start: Box::new(move |env: StageEnv| {
+                Box::pin(async move {
+                    let engine_config =
+                        prepare_topics(&env.label, &env.group_id, &env.config, &handler).await?;
+                    run_engine(
+                        engine_config,
+                        handler,
+                        env.codec,
+                        Telemetry::new(&env.label),
+                        env.health,
+                        env.shutdown,
+                    )
+                    .await
+                })
+            }),
+        }
+    }
+}
+
+/// Runs a worker made of several [`Stage`]s in one process, sharing its configuration, its
+/// `/metrics`, `/healthz` and `/readyz` listener (ready when every stage is) and its schema
+/// registry client. If one stage fails, the others are stopped (drained) and the first error is
+/// returned.
+pub async fn run_stages(
+    worker: &'static str,
+    config: RuntimeConfig,
+    stages: Vec<Stage>,
+    shutdown: CancellationToken,
+) -> Result<(), RuntimeError> {
+    let result = start(worker, config, stages, shutdown).await;
     if let Err(error) = &result {
         Telemetry::new(worker).fatal(error.class());
     }
     result
 }
 
-async fn start<H: Handler>(
+async fn start(
     worker: &'static str,
     config: RuntimeConfig,
-    handler: H,
+    stages: Vec<Stage>,
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
     config.validate()?;
     tracing::info!(worker, config = %config.redacted(), "starting");
 
     let metrics = telemetry::install_prometheus()?;
-    let telemetry = Telemetry::new(worker);
     let health = Health::new();
     let http_shutdown = CancellationToken::new();
     let (_http_addr, http_server) = http::serve(
@@ -103,16 +172,50 @@ async fn start<H: Handler>(
             return Ok(());
         };
         health.set_registry_reachable(true);
-        let engine_config = prepare_topics(worker, &config, &handler).await?;
-        run_engine(
-            engine_config,
-            handler,
-            codec,
-            telemetry,
-            health.clone(),
-            shutdown,
-        )
-        .await
+        let base_group = config.group_id_or(worker);
+        let single = stages.len() == 1;
+        // Every stage stops when one fails; `shutdown` stops them all.
+        let stop = shutdown.child_token();
+        let mut running = tokio::task::JoinSet::new();
+        for stage in stages {
+            let (label, group_id) = if stage.name.is_empty() {
+                (worker.to_owned(), base_group.clone())
+            } else {
+                (
+                    format!("{worker}.{}", stage.name),
+                    format!("{base_group}.{}", stage.name),
+                )
+            };
+            let stage_health = if single {
+                health.clone()
+            } else {
+                health.stage()
+            };
+            let env = StageEnv {
+                label,
+                group_id,
+                config: config.clone(),
+                codec: Arc::clone(&codec),
+                health: stage_health,
+                shutdown: stop.clone(),
+            };
+            running.spawn((stage.start)(env));
+        }
+        if !single {
+            // The stages carry readiness; the worker's own flag does not hold it back.
+            health.set_partitions_ready(true);
+        }
+        let mut first_error = None;
+        while let Some(joined) = running.join_next().await {
+            let outcome =
+                joined.unwrap_or_else(|error| Err(RuntimeError::Thread(error.to_string())));
+            if let Err(error) = outcome {
+                tracing::error!(%error, "a stage failed; stopping the others");
+                stop.cancel();
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
     .await;
 
@@ -162,11 +265,12 @@ async fn connect_codec(
 
 /// Creates missing topics, checks co-partitioning, and resolves the engine's configuration.
 async fn prepare_topics<H: Handler>(
-    worker: &'static str,
+    worker: &str,
+    group_id: &str,
     config: &RuntimeConfig,
     handler: &H,
 ) -> Result<EngineConfig, RuntimeError> {
-    let group_id = config.group_id_or(worker);
+    let group_id = group_id.to_owned();
     let names = TopicNames {
         prefix: config.topic_prefix.clone(),
         group_id: group_id.clone(),

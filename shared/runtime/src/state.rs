@@ -20,8 +20,13 @@
 //! bounded per key (`max_per_key`) and by age (`retention`), but never drop an input whose offset
 //! is not committed yet: a crash would re-deliver it. A key whose state is deleted and whose ring
 //! has aged out is removed and tombstoned in the changelog by [`PartitionStore::expire`].
+//!
+//! # Timers
+//! A handler may ask to be called back at a time its state names ([`crate::Handler::timer`]).
+//! The store keeps an index of those due times, rebuilt from the state after a restore, so a
+//! timer survives restarts and rebalances: it lives in the state, not in memory.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use retail_events::{EventId, Timestamp};
 use serde::de::DeserializeOwned;
@@ -126,6 +131,10 @@ pub struct PartitionStore<S> {
     committed: HashMap<u32, i64>,
     /// Ring bounds.
     policy: DedupPolicy,
+    /// Due timers: (due time in microseconds, key), earliest first.
+    timers: BTreeSet<(i64, String)>,
+    /// The due time indexed for each key with a timer.
+    due: HashMap<String, i64>,
 }
 
 impl<S: Serialize + DeserializeOwned + Clone> PartitionStore<S> {
@@ -135,6 +144,8 @@ impl<S: Serialize + DeserializeOwned + Clone> PartitionStore<S> {
             entries: HashMap::new(),
             committed: HashMap::new(),
             policy,
+            timers: BTreeSet::new(),
+            due: HashMap::new(),
         }
     }
 
@@ -196,6 +207,63 @@ impl<S: Serialize + DeserializeOwned + Clone> PartitionStore<S> {
             key: key.to_owned(),
             value: Some(encoded),
         }
+    }
+
+    /// Replaces a key's state without an input (a timer fired): the ring is kept as it is.
+    /// Returns the changelog record to produce.
+    pub fn set(&mut self, key: &str, value: Option<S>, now: Timestamp) -> ChangelogRecord {
+        let entry = self.entries.entry(key.to_owned()).or_insert_with(|| Entry {
+            value: None,
+            applied: VecDeque::new(),
+        });
+        entry.value = value;
+        prune(entry, &self.committed, self.policy, now);
+        let encoded = postcard::to_stdvec(entry).unwrap_or_else(|error| {
+            panic!("state of key {key} cannot be encoded with postcard: {error}")
+        });
+        ChangelogRecord {
+            key: key.to_owned(),
+            value: Some(encoded),
+        }
+    }
+
+    /// Indexes `key`'s timer at `due`, or removes it (`None`).
+    pub fn schedule(&mut self, key: &str, due: Option<Timestamp>) {
+        if let Some(previous) = self.due.remove(key) {
+            self.timers.remove(&(previous, key.to_owned()));
+        }
+        if let Some(due) = due {
+            self.due.insert(key.to_owned(), due.as_micros());
+            self.timers.insert((due.as_micros(), key.to_owned()));
+        }
+    }
+
+    /// Rebuilds the timer index from every key's state, with `timer` telling a state's due
+    /// time (after a restore).
+    pub fn rebuild_timers(&mut self, timer: impl Fn(&S) -> Option<Timestamp>) {
+        self.timers.clear();
+        self.due.clear();
+        for (key, entry) in &self.entries {
+            if let Some(due) = entry.value.as_ref().and_then(&timer) {
+                self.due.insert(key.clone(), due.as_micros());
+                self.timers.insert((due.as_micros(), key.clone()));
+            }
+        }
+    }
+
+    /// Keys whose timer is due at `now`, earliest first, at most `limit`.
+    pub fn due_timers(&self, now: Timestamp, limit: usize) -> Vec<String> {
+        self.timers
+            .iter()
+            .take_while(|(due, _)| *due <= now.as_micros())
+            .take(limit)
+            .map(|(_, key)| key.clone())
+            .collect()
+    }
+
+    /// Number of timers indexed.
+    pub fn timer_count(&self) -> usize {
+        self.timers.len()
     }
 
     /// Notes that offsets of `topic` below `next_offset` are committed: their ring entries may
@@ -303,6 +371,52 @@ mod tests {
         assert_eq!(store.seen("k", id(2)), Seen::New(Some(5)));
         assert_eq!(store.seen("k", id(1)), Seen::Duplicate);
         assert_eq!(store.seen("other", id(1)), Seen::New(None));
+    }
+
+    #[test]
+    fn timers_are_indexed_by_due_time_and_rebuilt_from_state_after_a_restore() {
+        let mut store = store();
+        let record = store.apply("late", Some(300), applied(1, 10, 0));
+        store.schedule("late", Some(Timestamp::from_micros(300)));
+        store.apply("early", Some(100), applied(2, 11, 0));
+        store.schedule("early", Some(Timestamp::from_micros(100)));
+        store.apply("none", Some(0), applied(3, 12, 0));
+        store.schedule("none", None);
+        assert!(store.due_timers(Timestamp::from_micros(99), 10).is_empty());
+        assert_eq!(store.due_timers(Timestamp::from_micros(100), 10), ["early"]);
+        assert_eq!(
+            store.due_timers(Timestamp::from_micros(1_000), 10),
+            ["early", "late"]
+        );
+        assert_eq!(
+            store.due_timers(Timestamp::from_micros(1_000), 1),
+            ["early"]
+        );
+        // Rescheduling moves the key; clearing removes it.
+        store.schedule("early", Some(Timestamp::from_micros(500)));
+        assert_eq!(
+            store.due_timers(Timestamp::from_micros(1_000), 10),
+            ["late", "early"]
+        );
+        store.schedule("early", None);
+        assert_eq!(store.timer_count(), 1);
+
+        // A timer fired: the state changes without a ring entry.
+        let fired = store.set("late", Some(301), Timestamp::from_micros(400));
+        let mut restored: PartitionStore<u32> = PartitionStore::new(DedupPolicy::default());
+        for record in [&record, &fired] {
+            restored
+                .restore_record(&record.key, record.value.as_deref())
+                .expect("decodes");
+        }
+        assert_eq!(restored.value("late"), Some(&301));
+        assert_eq!(restored.seen("late", id(1)), Seen::Duplicate);
+        // The state says when: here, the value is the due time.
+        restored.rebuild_timers(|value| Some(Timestamp::from_micros(i64::from(*value))));
+        assert_eq!(
+            restored.due_timers(Timestamp::from_micros(301), 10),
+            ["late"]
+        );
     }
 
     #[test]

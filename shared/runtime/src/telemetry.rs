@@ -60,6 +60,7 @@ const ASSIGNED_PARTITIONS: &str = "worker_assigned_partitions";
 const IN_FLIGHT_RECORDS: &str = "worker_in_flight_records";
 const CONSUMER_LAG: &str = "worker_consumer_lag_records";
 const FATAL_ERRORS: &str = "worker_fatal_errors_total";
+const TIMERS_FIRED: &str = "worker_timers_fired_total";
 
 const COUNTER: &str = "counter";
 const GAUGE: &str = "gauge";
@@ -169,6 +170,12 @@ pub const METRICS: &[MetricInfo] = &[
         kind: GAUGE,
         labels: &["worker", "topic", "partition"],
         description: "Records between the committed offset and the end of an assigned partition, from librdkafka statistics. Growing: the worker falls behind.",
+    },
+    MetricInfo {
+        name: TIMERS_FIRED,
+        kind: COUNTER,
+        labels: &["worker", "outcome"],
+        description: "State timers fired (deadlines, pick-and-pack times, retention) by outcome (ok, error). Errors: the handler failed on a timer, which is tried again a second later.",
     },
     MetricInfo {
         name: FATAL_ERRORS,
@@ -317,6 +324,11 @@ impl Telemetry {
     /// One re-delivered record skipped because its event id was already processed.
     pub fn duplicate_skipped(&self, topic: &str) {
         metrics::counter!(DUPLICATES_SKIPPED, self.labels(&[("topic", topic)])).increment(1);
+    }
+
+    /// A state timer fired; `outcome` is `ok` or `error`.
+    pub fn timer_fired(&self, outcome: &str) {
+        metrics::counter!(TIMERS_FIRED, self.labels(&[("outcome", outcome)])).increment(1);
     }
 
     /// One rebalance event; `kind` is `assign`, `revoke` or `error`.
@@ -496,6 +508,7 @@ mod tests {
         telemetry.partitions_assigned(3);
         telemetry.in_flight(12);
         telemetry.consumer_lag("orders", 2, 5);
+        telemetry.timer_fired("ok");
         telemetry.fatal("fenced");
     }
 
@@ -593,6 +606,10 @@ mod tests {
             (
                 |t| t.consumer_lag("orders", 4, 99),
                 r#"worker_consumer_lag_records{worker="inventory",topic="orders",partition="4"} 99"#,
+            ),
+            (
+                |t| t.timer_fired("ok"),
+                r#"worker_timers_fired_total{worker="inventory",outcome="ok"} 1"#,
             ),
             (
                 |t| t.fatal("fenced"),
