@@ -36,7 +36,7 @@ pub trait EventType:
     /// The envelope.
     fn envelope(&self) -> &Envelope;
 
-    /// The record key: the order id or the SKU, as [`Topic::key`] says.
+    /// The record key: the order id, the SKU or the customer id, as [`Topic::key`] says.
     fn key(&self) -> &str;
 }
 
@@ -149,7 +149,7 @@ macro_rules! event_types {
                 match self { $( Event::$variant(event) => &event.envelope, )* }
             }
 
-            /// The record key (order id or SKU).
+            /// The record key (order id, SKU or customer id).
             pub fn key(&self) -> &str {
                 match self { $( Event::$variant(event) => event.key(), )* }
             }
@@ -181,6 +181,9 @@ event_types! {
     StockRejected in inventory, revision 1, topic InventoryReservations, key order_id;
     StockReleased in inventory, revision 1, topic InventoryReservations, key order_id;
     LowStock in inventory, revision 1, topic InventoryStockLevels, key sku;
+    SkuCommand in inventory, revision 1, topic InventorySkuCommands, key sku;
+    SkuHoldAnswered in inventory, revision 1, topic InventorySkuHolds, key order_id;
+    FraudCheckRequested in fraud, revision 1, topic FraudCustomerOrders, key customer_id;
     FraudCleared in fraud, revision 1, topic FraudChecks, key order_id;
     FraudFlagged in fraud, revision 1, topic FraudChecks, key order_id;
     FulfilmentStarted in fulfilment, revision 1, topic FulfilmentOrders, key order_id;

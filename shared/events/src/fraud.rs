@@ -56,3 +56,17 @@ pub struct FraudFlagged {
     /// The reasons; at least one.
     pub signals: Vec<FraudSignal>,
 }
+
+/// Internal: an order re-keyed by customer for scoring (`retail.fraud.FraudCheckRequested`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "proptest"), derive(Arbitrary))]
+pub struct FraudCheckRequested {
+    pub envelope: Envelope,
+    pub customer_id: String,
+    pub order_id: String,
+    pub customer_since: crate::Timestamp,
+    pub order_total: crate::common::Money,
+    pub shipping_country: String,
+    pub billing_country: String,
+    pub line_count: i32,
+}

@@ -65,3 +65,38 @@ pub struct LowStock {
     pub available: i32,
     pub threshold: i32,
 }
+
+/// What the order stage asks of the stock stage (`retail.inventory.SkuCommandKind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(any(test, feature = "proptest"), derive(Arbitrary))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SkuCommandKind {
+    #[default]
+    Unknown,
+    Hold,
+    Release,
+    Ship,
+}
+
+/// Internal: hold, release or ship one order's units of a SKU (`retail.inventory.SkuCommand`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "proptest"), derive(Arbitrary))]
+pub struct SkuCommand {
+    pub envelope: Envelope,
+    pub sku: String,
+    pub order_id: String,
+    pub kind: SkuCommandKind,
+    pub quantity: i32,
+}
+
+/// Internal: the stock stage's answer to a hold (`retail.inventory.SkuHoldAnswered`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "proptest"), derive(Arbitrary))]
+pub struct SkuHoldAnswered {
+    pub envelope: Envelope,
+    pub order_id: String,
+    pub sku: String,
+    pub requested: i32,
+    pub held: bool,
+    pub available: i32,
+}

@@ -11,6 +11,8 @@ pub enum PartitionKey {
     OrderId,
     /// The SKU: every stock movement of one SKU lands on one partition, in order.
     Sku,
+    /// The customer id: every order of one customer lands on one partition, in order.
+    CustomerId,
 }
 
 /// The name of the field of every event on a topic that the key is taken from.
@@ -19,6 +21,7 @@ impl PartitionKey {
         match self {
             Self::OrderId => "order_id",
             Self::Sku => "sku",
+            Self::CustomerId => "customer_id",
         }
     }
 }
@@ -65,7 +68,13 @@ topics! {
     /// Stock-level alerts from inventory.
     InventoryStockLevels = "inventory.stock-levels.v1", key Sku, owner "inventory";
     /// Fraud verdicts.
+    /// Internal to inventory: hold, release and ship commands, keyed by SKU.
+    InventorySkuCommands = "inventory.sku-commands.v1", key Sku, owner "inventory";
+    /// Internal to inventory: answers to holds, keyed by order id.
+    InventorySkuHolds = "inventory.sku-holds.v1", key OrderId, owner "inventory";
     FraudChecks = "fraud.checks.v1", key OrderId, owner "fraud";
+    /// Internal to fraud: orders keyed by customer id.
+    FraudCustomerOrders = "fraud.customer-orders.v1", key CustomerId, owner "fraud";
     /// Fulfilment progress and cancellations.
     FulfilmentOrders = "fulfilment.orders.v1", key OrderId, owner "fulfilment";
     /// Shipments booked.
