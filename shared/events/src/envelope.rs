@@ -137,6 +137,14 @@ impl Timestamp {
     pub const fn as_micros(self) -> i64 {
         self.0
     }
+
+    /// This time plus `duration` (saturating at the end of representable time).
+    pub fn plus(self, duration: std::time::Duration) -> Self {
+        Self(
+            self.0
+                .saturating_add(i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)),
+        )
+    }
 }
 
 /// Metadata carried by every event (`retail.common.Envelope`).

@@ -1,12 +1,34 @@
-//! The inventory worker of the retail order saga.
-//!
-//! Its handler and its wiring to the shared worker runtime come with the runtime and workers
-//! issues; until then the binary only says so, and exits non-zero so no deployment mistakes it
-//! for a running worker.
+//! The inventory worker: its order stage and its stock stage in one process (see the crate docs
+//! for why there are two).
 
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "inventory: not implemented yet: the worker runtime (shared/) is the next piece of work"
-    );
-    std::process::ExitCode::from(2)
+use clap::Parser;
+use inventory::{InventoryConfig, OrderStage, StockStage};
+use retail_runtime::{RuntimeConfig, Stage, shutdown, telemetry};
+
+/// Keeps available and reserved stock per SKU and reserves orders all-or-nothing.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    runtime: RuntimeConfig,
+    #[command(flatten)]
+    inventory: InventoryConfig,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logging(cli.runtime.log_format, "inventory");
+    let stages = vec![
+        Stage::new("orders", OrderStage::new(&cli.inventory)),
+        Stage::new("stock", StockStage::new(&cli.inventory)),
+    ];
+    match retail_runtime::run_stages("inventory", cli.runtime, stages, shutdown::on_signal()).await
+    {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "inventory stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
