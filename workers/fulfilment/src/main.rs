@@ -1,12 +1,35 @@
-//! The fulfilment worker of the retail order saga.
-//!
-//! Its handler and its wiring to the shared worker runtime come with the runtime and workers
-//! issues; until then the binary only says so, and exits non-zero so no deployment mistakes it
-//! for a running worker.
+//! The fulfilment worker.
 
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "fulfilment: not implemented yet: the worker runtime (shared/) is the next piece of work"
-    );
-    std::process::ExitCode::from(2)
+use clap::Parser;
+use fulfilment::{Fulfilment, FulfilmentConfig};
+use retail_runtime::{RuntimeConfig, shutdown, telemetry};
+
+/// Waits for stock, payment and fraud check per order; packs or cancels.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    runtime: RuntimeConfig,
+    #[command(flatten)]
+    fulfilment: FulfilmentConfig,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logging(cli.runtime.log_format, "fulfilment");
+    let handler = match Fulfilment::new(&cli.fulfilment) {
+        Ok(handler) => handler,
+        Err(error) => {
+            tracing::error!(%error, "invalid fulfilment settings");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match retail_runtime::run("fulfilment", cli.runtime, handler, shutdown::on_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "fulfilment stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
