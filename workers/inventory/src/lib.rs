@@ -24,7 +24,9 @@
 //!   order) and announces `LowStock` when available stock falls below the threshold.
 //!
 //! Holds are per (SKU, order) and idempotent: a second hold of the same order does not take more
-//! units, and a release or a ship acts on what the order holds, if anything. Together with the
+//! units, a release or a ship acts on what the order holds, if anything, and a hold of an order
+//! whose hold was already released or shipped (a replay of the order stage's history after a
+//! crash) takes nothing. Together with the
 //! runtime's effectively-once processing (deterministic ids, deduplication, state and outputs
 //! written in order), a crash or a rebalance at any point neither loses nor doubles a hold.
 //! While an order's holds are pending, its held units are unavailable to other orders; an order
@@ -32,7 +34,9 @@
 //! selling what is not there.
 //!
 //! # Memory
-//! The stock stage keeps one entry per SKU (with the holds of orders in flight); the order stage
+//! The stock stage keeps one entry per SKU, with the holds of the orders in flight and the orders
+//! closed within `--closed-order-memory` (every change of a SKU rewrites its changelog record,
+//! so a SKU with very many orders in flight makes large records); the order stage
 //! one per order in flight, plus finished orders for `--order-retention`, so late or duplicate
 //! events of a finished order (a second cancellation, a shipment after a release) find it.
 
@@ -66,4 +70,15 @@ pub struct InventoryConfig {
         value_parser = humantime::parse_duration,
     )]
     pub order_retention: Duration,
+
+    /// How long the stock stage remembers, per SKU, the orders whose hold it released or
+    /// shipped, so that a replayed hold of one of them takes nothing (see `SkuState::closed`).
+    /// Must exceed the longest time an order stage may take to replay after a crash.
+    #[arg(
+        long,
+        env = "INVENTORY_CLOSED_ORDER_MEMORY",
+        default_value = "1h",
+        value_parser = humantime::parse_duration,
+    )]
+    pub closed_order_memory: Duration,
 }

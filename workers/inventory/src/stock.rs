@@ -21,6 +21,11 @@ pub struct SkuState {
     pub holds: BTreeMap<String, i32>,
     /// Units that left with shipments.
     pub shipped: i64,
+    /// Orders whose hold was released or shipped lately, with when (microseconds): a hold of
+    /// one of them is a replay of the order stage's history and must not take units again.
+    /// The runtime's dedup ring usually catches such a replay by event id, but it remembers
+    /// only the last few inputs of a key, and a busy SKU sees many.
+    pub closed: BTreeMap<String, i64>,
 }
 
 impl SkuState {
@@ -35,6 +40,8 @@ impl SkuState {
 pub struct StockStage {
     /// Available units below which `LowStock` is announced.
     low_stock_threshold: i32,
+    /// How long a released or shipped order is remembered per SKU.
+    closed_order_memory_micros: i64,
 }
 
 impl StockStage {
@@ -42,7 +49,18 @@ impl StockStage {
     pub fn new(config: &InventoryConfig) -> Self {
         Self {
             low_stock_threshold: config.low_stock_threshold,
+            closed_order_memory_micros: i64::try_from(config.closed_order_memory.as_micros())
+                .unwrap_or(i64::MAX),
         }
+    }
+
+    /// Records that `order` no longer holds units of the SKU, and forgets closed orders older
+    /// than the memory.
+    fn close(&self, stock: &mut SkuState, order: &str, context: &Context<'_>) {
+        let now = context.now().as_micros();
+        let oldest = now.saturating_sub(self.closed_order_memory_micros);
+        stock.closed.retain(|_, at| *at >= oldest);
+        stock.closed.insert(order.to_owned(), now);
     }
 
     /// Announces a fall below the threshold (once per crossing, not on every change below it).
@@ -101,6 +119,10 @@ impl StockStage {
                 // nothing more: the first one's answer is repeated.
                 let held = match stock.holds.get(&command.order_id) {
                     Some(_) => true,
+                    None if stock.closed.contains_key(&command.order_id) => {
+                        tracing::debug!(sku = %command.sku, order_id = %command.order_id, "hold of an order already released or shipped (a replay); refused");
+                        false
+                    }
                     None if stock.available >= i64::from(command.quantity) => {
                         stock.available -= i64::from(command.quantity);
                         stock
@@ -123,13 +145,17 @@ impl StockStage {
                 if let Some(units) = stock.holds.remove(&command.order_id) {
                     stock.available += i64::from(units);
                 }
+                self.close(stock, &command.order_id, context);
             }
-            SkuCommandKind::Ship => match stock.holds.remove(&command.order_id) {
-                Some(units) => stock.shipped += i64::from(units),
-                None => {
-                    tracing::warn!(sku = %command.sku, order_id = %command.order_id, "shipment of units not held; ignored");
+            SkuCommandKind::Ship => {
+                match stock.holds.remove(&command.order_id) {
+                    Some(units) => stock.shipped += i64::from(units),
+                    None => {
+                        tracing::warn!(sku = %command.sku, order_id = %command.order_id, "shipment of units not held; ignored");
+                    }
                 }
-            },
+                self.close(stock, &command.order_id, context);
+            }
             SkuCommandKind::Unknown => {
                 return Err(HandlerError::rejected(
                     "a SKU command of a kind this build does not know",
@@ -191,6 +217,7 @@ mod tests {
     fn stage() -> StockStage {
         StockStage {
             low_stock_threshold: 5,
+            closed_order_memory_micros: 1_000,
         }
     }
 
@@ -301,6 +328,44 @@ mod tests {
         let state = state.expect("state");
         assert_eq!((state.available, state.held(), state.shipped), (6, 0, 4));
         balanced(&state, 10);
+    }
+
+    #[test]
+    fn a_replayed_hold_of_a_released_or_shipped_order_takes_nothing() {
+        let mut state = None;
+        ok(&restock(1, 10), &mut state);
+        ok(&command(2, "o1", SkuCommandKind::Hold, 3), &mut state);
+        ok(&command(3, "o1", SkuCommandKind::Release, 3), &mut state);
+        ok(&command(4, "o2", SkuCommandKind::Hold, 2), &mut state);
+        ok(&command(5, "o2", SkuCommandKind::Ship, 2), &mut state);
+        // The order stage replays its history with new ids (the dedup ring has forgotten the
+        // old ones): neither order takes units again.
+        assert_eq!(
+            answer(&ok(&command(6, "o1", SkuCommandKind::Hold, 3), &mut state)),
+            (false, 8)
+        );
+        assert_eq!(
+            answer(&ok(&command(7, "o2", SkuCommandKind::Hold, 2), &mut state)),
+            (false, 8)
+        );
+        let stock = state.expect("state");
+        assert_eq!((stock.available, stock.held(), stock.shipped), (8, 0, 2));
+        balanced(&stock, 10);
+    }
+
+    #[test]
+    fn closed_orders_are_forgotten_after_the_memory() {
+        let mut state = None;
+        ok(&restock(1, 10), &mut state);
+        ok(&command(2, "o1", SkuCommandKind::Release, 3), &mut state);
+        let event = command(3, "o2", SkuCommandKind::Release, 3);
+        let mut context =
+            Context::new(event.envelope(), "inventory", Timestamp::from_micros(5_000));
+        stage()
+            .handle(&event, &mut state, &mut context)
+            .expect("handled");
+        let closed: Vec<&String> = state.as_ref().expect("state").closed.keys().collect();
+        assert_eq!(closed, ["o2"]);
     }
 
     #[test]
