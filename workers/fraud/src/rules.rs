@@ -10,7 +10,8 @@
 //! - `HIGH_ORDER_AMOUNT`: the order total is at least [`Rules::high_amount_minor`].
 //! - `CUSTOMER_VELOCITY`: more than [`Rules::velocity_max_orders`] orders of the customer, this
 //!   one included, whose event times lie in `[t - window, t]`, `t` being this order's event time.
-//! - `COUNTRY_MISMATCH`: the billing country is not the shipping country.
+//! - `COUNTRY_MISMATCH`: the billing country is not the shipping country (codes compared
+//!   ignoring ASCII case).
 //! - `NEW_CUSTOMER_LARGE_ORDER`: the first order of the customer fraud has seen, from an account
 //!   younger than [`Rules::new_customer_age`] at the order's event time, of at least
 //!   [`Rules::new_customer_amount_minor`].
@@ -102,10 +103,12 @@ impl std::fmt::Display for Rules {
 /// What fraud remembers about one customer: the state of the customers stage, keyed by
 /// customer id.
 ///
-/// Small and bounded: a count and at most [`Rules::velocity_max_orders`] timestamps, about
-/// 60 bytes per customer in the changelog. It is never deleted: forgetting it would make the
-/// customer's next order a "first order" again, so the state grows with the number of
-/// customers fraud has ever seen (one compacted changelog record each), not with orders.
+/// Small and bounded: a count and at most [`Rules::velocity_max_orders`] timestamps, under
+/// 60 bytes per customer with the defaults (postcard varints; the runtime adds its ledger of
+/// recently processed event ids). It is never deleted, and no timer clears it: forgetting it
+/// would make the customer's next order a "first order" again. So the store grows with the
+/// number of customers fraud has ever seen (one compacted changelog record each), not with
+/// the number of orders; times older than the window are dropped at the customer's next order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomerHistory {
     /// Orders of the customer scored so far (saturating). Zero before the first: this is how
