@@ -1,10 +1,41 @@
-//! The fraud worker of the retail order saga.
-//!
-//! Its handler and its wiring to the shared worker runtime come with the runtime and workers
-//! issues; until then the binary only says so, and exits non-zero so no deployment mistakes it
-//! for a running worker.
+//! The fraud worker: scores every order placed for fraud (see the `fraud` library for the
+//! rules and the two stages).
 
-fn main() -> std::process::ExitCode {
-    eprintln!("fraud: not implemented yet: the worker runtime (shared/) is the next piece of work");
-    std::process::ExitCode::from(2)
+use clap::Parser;
+use fraud::{CustomersStage, FraudConfig, OrdersStage, WORKER};
+use retail_runtime::{RuntimeConfig, Stage, shutdown, telemetry};
+
+/// Scores orders for fraud: FraudCleared or FraudFlagged for every OrderPlaced.
+#[derive(Debug, Parser)]
+#[command(name = "fraud", version)]
+struct Cli {
+    #[command(flatten)]
+    runtime: RuntimeConfig,
+    #[command(flatten)]
+    fraud: FraudConfig,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logging(cli.runtime.log_format, WORKER);
+    let rules = match cli.fraud.rules() {
+        Ok(rules) => rules,
+        Err(error) => {
+            tracing::error!(%error, "invalid fraud configuration");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(%rules, "fraud rules");
+    let stages = vec![
+        Stage::new("orders", OrdersStage),
+        Stage::new("customers", CustomersStage::new(rules)),
+    ];
+    match retail_runtime::run_stages(WORKER, cli.runtime, stages, shutdown::on_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "fraud stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
