@@ -15,7 +15,7 @@
 //! - [`restock`]: the warehouse's answer to `LowStock` (pure).
 //! - [`summary`]: the summary's JSON types and the category vocabulary.
 //! - [`config`]: the command line and its validation.
-//! - [`run`]: the thin Kafka side that sends the plan on time and feeds alerts to [`restock`].
+//! - [`mod@run`]: the thin Kafka side that sends the plan on time and feeds alerts to [`restock`].
 
 pub mod catalogue;
 pub mod config;

@@ -197,6 +197,15 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<Summary
             Action::Payment(_) => {}
         }
         deliveries.check()?;
+        if answering.is_finished() {
+            // It only ends on its own when it failed: stop the run with its error.
+            answering
+                .await
+                .map_err(|error| SimulatorError::Task(error.to_string()))??;
+            return Err(SimulatorError::Task(
+                "the LowStock responder stopped early".to_owned(),
+            ));
+        }
     }
 
     if !stopped && !config.linger.is_zero() {
@@ -376,8 +385,10 @@ async fn answer_low_stock(
             Ok(message) => message.payload().map(<[u8]>::to_vec),
             Err(error) => {
                 tracing::warn!(%error, "reading LowStock failed; retrying");
-                tokio::time::sleep(CONSUME_ERROR_BACKOFF).await;
-                continue;
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(CONSUME_ERROR_BACKOFF) => continue,
+                }
             }
         };
         let Some(payload) = payload else {
