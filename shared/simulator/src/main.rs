@@ -1,6 +1,19 @@
-//! The `simulator` command (being built; see issue 4).
+//! The `simulator` command: plays the storefront, the payment system and the warehouse against
+//! the saga (see the library's documentation and `--help`).
 
-fn main() -> std::process::ExitCode {
-    eprintln!("simulator: not implemented yet");
-    std::process::ExitCode::from(2)
+use clap::Parser;
+use retail_runtime::{shutdown, telemetry};
+use retail_simulator::Config;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let config = Config::parse();
+    telemetry::init_logging(config.log_format, "simulator");
+    match retail_simulator::run(&config, shutdown::on_signal()).await {
+        Ok(_summary) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "simulator stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
