@@ -1,0 +1,611 @@
+//! The order saga end to end: the five worker binaries and the simulator as separate processes
+//! on the real broker and registry, a seeded run of orders with a known mix, and the end state
+//! checked against what the simulator says it sent:
+//!
+//! - every order reaches exactly one terminal state (one `ShipmentCreated`, or one
+//!   `OrderCancelled` with the expected reason);
+//! - for every SKU, initial stock + restocks = available + held + shipped in inventory's own
+//!   state, nothing is held once every order is terminal, available never went below zero (no
+//!   hold answer ever reported it), and shipped units equal the shipped orders' lines;
+//! - every customer got exactly the expected notifications, once each (one `NotificationSent`
+//!   id per order and kind, one file per notification).
+//!
+//! Variants: one instance of each worker; two inventory and two fraud instances; and workers
+//! killed with `kill -9` mid-run and restarted. The runs are serialised (they would otherwise
+//! share two cores between fifteen processes). `SAGA_ORDERS` sets the orders per run (default
+//! 1000).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use retail_codec::{Codec, RegistrationMode, registry_settings};
+use retail_events::fulfilment::CancellationReason;
+use retail_events::notification::NotificationKind;
+use retail_events::{Event, EventId, Topic};
+use retail_integration_tests::process::{Process, free_port};
+use retail_integration_tests::{bootstrap_servers, consumer, schema_registry_url, unique_name};
+use retail_runtime::state::Entry;
+use retail_simulator::summary::{Expected, OrderSummary, Summary};
+
+const PARTITIONS: i32 = 3;
+
+/// One saga run at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn orders_per_run() -> u64 {
+    std::env::var("SAGA_ORDERS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1000)
+}
+
+/// The workers of a run, their topics and groups.
+struct Saga {
+    name: String,
+    prefix: String,
+    /// Consumer group (id) of each worker, unique per run.
+    groups: BTreeMap<&'static str, String>,
+    notification_dir: PathBuf,
+    log_dir: PathBuf,
+    workers: Vec<Process>,
+}
+
+const WORKERS: [&str; 5] = [
+    "inventory",
+    "fraud",
+    "fulfilment",
+    "shipping",
+    "notification",
+];
+
+impl Saga {
+    fn new(name: &str) -> Self {
+        let run = unique_name(name);
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("saga")
+            .join(&run);
+        Self {
+            name: run.clone(),
+            prefix: format!("{run}."),
+            groups: WORKERS
+                .iter()
+                .map(|worker| (*worker, format!("{run}-{worker}")))
+                .collect(),
+            notification_dir: base.join("notifications"),
+            log_dir: base.join("logs"),
+            workers: Vec::new(),
+        }
+    }
+
+    fn topic(&self, topic: Topic) -> String {
+        format!("{}{}", self.prefix, topic.name())
+    }
+
+    /// Starts instance `instance` of `worker`; returns its index in `workers`.
+    fn start(&mut self, worker: &'static str, instance: usize) -> usize {
+        let port = free_port();
+        let mut args: Vec<String> = [
+            "--topic-prefix",
+            &self.prefix,
+            "--group-id",
+            &self.groups[worker],
+            "--instance-id",
+            &format!("{worker}-{instance}"),
+            "--http-addr",
+            &format!("127.0.0.1:{port}"),
+            "--topic-partitions",
+            &PARTITIONS.to_string(),
+            "--session-timeout",
+            "10s",
+            "--drain-deadline",
+            "5s",
+            "--commit-interval",
+            "200ms",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        let specific: &[&str] = match worker {
+            "fulfilment" => &["--answer-deadline", "15s", "--pick-pack-time", "200ms"],
+            "notification" => &["--channel", "file"],
+            _ => &[],
+        };
+        args.extend(specific.iter().map(ToString::to_string));
+        if worker == "notification" {
+            args.push("--notification-dir".into());
+            args.push(self.notification_dir.display().to_string());
+        }
+        let process = Process::start(
+            worker,
+            &format!("{worker}-{instance}"),
+            &args,
+            &[
+                ("KAFKA_BOOTSTRAP_SERVERS", bootstrap_servers()),
+                ("SCHEMA_REGISTRY_URL", schema_registry_url()),
+            ],
+            Some(format!("127.0.0.1:{port}")),
+            &self.log_dir,
+        );
+        self.workers.push(process);
+        self.workers.len() - 1
+    }
+
+    async fn wait_ready(&mut self) {
+        for worker in &mut self.workers {
+            worker.wait_ready(Duration::from_secs(120)).await;
+        }
+    }
+
+    /// Starts the simulator for `orders` orders; it exits on its own after them.
+    fn simulate(&self, orders: u64, seed: u64) -> (Process, PathBuf) {
+        let summary = self.log_dir.join("summary.json");
+        let args: Vec<String> = [
+            "--topic-prefix",
+            &self.prefix,
+            "--seed",
+            &seed.to_string(),
+            "--orders",
+            &orders.to_string(),
+            "--rate",
+            "100",
+            "--topic-partitions",
+            &PARTITIONS.to_string(),
+            "--linger",
+            "20s",
+            // Ample SKUs end a few units above their demand, so they fall below inventory's
+            // low-stock threshold and restocks happen.
+            "--ample-margin",
+            "5",
+            "--summary-file",
+            &summary.display().to_string(),
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        let process = Process::start(
+            "simulator",
+            "simulator",
+            &args,
+            &[
+                ("KAFKA_BOOTSTRAP_SERVERS", bootstrap_servers()),
+                ("SCHEMA_REGISTRY_URL", schema_registry_url()),
+            ],
+            None,
+            &self.log_dir,
+        );
+        (process, summary)
+    }
+
+    /// Stops every worker with SIGTERM; each must exit cleanly within its drain deadline.
+    fn stop(&mut self) {
+        for worker in &mut self.workers {
+            let status = worker.terminate(Duration::from_secs(30));
+            assert!(
+                status.success(),
+                "{} exited with {status} after SIGTERM; log:\n{}",
+                worker.name,
+                worker.log_tail()
+            );
+        }
+    }
+
+    fn log_hint(&self) -> String {
+        format!("logs of run {} in {}", self.name, self.log_dir.display())
+    }
+}
+
+/// Everything the saga announced, as read back from its topics.
+#[derive(Default)]
+struct Observed {
+    /// Terminal events per order: (event id, shipped or cancelled with reason).
+    terminal: HashMap<String, BTreeMap<EventId, Terminal>>,
+    /// Shipped lines per SKU, from the distinct shipments.
+    shipped_units: BTreeMap<String, i64>,
+    /// Notification ids per (order, kind), and whether sent.
+    notifications: HashMap<(String, NotificationKind), BTreeMap<String, bool>>,
+    /// Lowest `available` any hold answer reported, per SKU.
+    lowest_available: BTreeMap<String, i32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Terminal {
+    Shipped,
+    Cancelled(CancellationReason),
+}
+
+impl Observed {
+    fn add(&mut self, event: Event, seen_shipments: &mut BTreeSet<EventId>) {
+        match event {
+            Event::ShipmentCreated(shipment) => {
+                if seen_shipments.insert(shipment.envelope.event_id) {
+                    for line in &shipment.lines {
+                        *self.shipped_units.entry(line.sku.clone()).or_default() +=
+                            i64::from(line.quantity);
+                    }
+                }
+                self.terminal
+                    .entry(shipment.order_id)
+                    .or_default()
+                    .insert(shipment.envelope.event_id, Terminal::Shipped);
+            }
+            Event::OrderCancelled(cancelled) => {
+                self.terminal.entry(cancelled.order_id).or_default().insert(
+                    cancelled.envelope.event_id,
+                    Terminal::Cancelled(cancelled.reason),
+                );
+            }
+            Event::NotificationSent(sent) => {
+                self.notifications
+                    .entry((sent.order_id, sent.kind))
+                    .or_default()
+                    .insert(sent.notification_id, true);
+            }
+            Event::NotificationFailed(failed) => {
+                self.notifications
+                    .entry((failed.order_id, failed.kind))
+                    .or_default()
+                    .insert(failed.notification_id, false);
+            }
+            Event::SkuHoldAnswered(answer) => {
+                let lowest = self
+                    .lowest_available
+                    .entry(answer.sku)
+                    .or_insert(answer.available);
+                *lowest = (*lowest).min(answer.available);
+            }
+            _ => {}
+        }
+    }
+
+    /// Every order has a terminal event and all its notifications.
+    fn complete(&self, summary: &Summary) -> bool {
+        summary.orders.iter().all(|order| {
+            let Some(terminal) = self
+                .terminal
+                .get(&order.order_id)
+                .and_then(|events| events.values().next())
+            else {
+                return false;
+            };
+            expected_notifications(order, *terminal).iter().all(|kind| {
+                self.notifications
+                    .contains_key(&(order.order_id.clone(), *kind))
+            })
+        })
+    }
+}
+
+/// The notifications an order must get, given how it ended.
+fn expected_notifications(order: &OrderSummary, terminal: Terminal) -> HashSet<NotificationKind> {
+    let mut kinds: HashSet<NotificationKind> =
+        order.expected_notifications.iter().copied().collect();
+    match terminal {
+        Terminal::Shipped => kinds.insert(NotificationKind::OrderShipped),
+        Terminal::Cancelled(_) => kinds.insert(NotificationKind::OrderCancelled),
+    };
+    kinds
+}
+
+async fn codec() -> Codec {
+    let settings =
+        registry_settings(&schema_registry_url(), None, Duration::from_secs(10)).expect("settings");
+    Codec::connect(settings, RegistrationMode::Register)
+        .await
+        .expect("codec")
+}
+
+/// A consumer of `topics` from their beginnings (assigned, no group to join).
+fn reader(topics: &[String]) -> StreamConsumer {
+    let consumer = consumer(&unique_name("saga-reader"));
+    let mut assignment = TopicPartitionList::new();
+    for topic in topics {
+        for partition in 0..PARTITIONS {
+            assignment
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .expect("partition");
+        }
+    }
+    consumer.assign(&assignment).expect("assign");
+    consumer
+}
+
+/// Reads the saga's topics until every order is complete, or fails after `within`.
+async fn observe(saga: &Saga, summary: &Summary, within: Duration) -> Observed {
+    let codec = codec().await;
+    let consumer = reader(&[
+        saga.topic(Topic::FulfilmentOrders),
+        saga.topic(Topic::ShippingShipments),
+        saga.topic(Topic::NotificationNotifications),
+        saga.topic(Topic::InventorySkuHolds),
+    ]);
+    let mut observed = Observed::default();
+    let mut shipments = BTreeSet::new();
+    let deadline = Instant::now() + within;
+    let mut last_report = Instant::now();
+    while !observed.complete(summary) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let missing: Vec<&str> = summary
+                .orders
+                .iter()
+                .filter(|order| !observed.terminal.contains_key(&order.order_id))
+                .map(|order| order.order_id.as_str())
+                .take(10)
+                .collect();
+            panic!(
+                "saga incomplete after {within:?}: {} of {} orders terminal; first without a terminal state: {missing:?}; {}",
+                observed.terminal.len(),
+                summary.orders.len(),
+                saga.log_hint()
+            );
+        }
+        if last_report.elapsed() > Duration::from_secs(15) {
+            println!(
+                "{}: {} of {} orders terminal",
+                saga.name,
+                observed.terminal.len(),
+                summary.orders.len()
+            );
+            last_report = Instant::now();
+        }
+        let Ok(received) =
+            tokio::time::timeout(left.min(Duration::from_secs(1)), consumer.recv()).await
+        else {
+            continue;
+        };
+        let message = received.expect("consume");
+        let payload = message.payload().expect("payload");
+        let event = codec.decode(payload).await.expect("decodes");
+        observed.add(event, &mut shipments);
+    }
+    // Trailing duplicates or, worse, second terminal events: read what else arrives.
+    let settle = Instant::now() + Duration::from_secs(3);
+    while let Ok(Ok(message)) = tokio::time::timeout(
+        settle.saturating_duration_since(Instant::now()),
+        consumer.recv(),
+    )
+    .await
+    {
+        let event = codec
+            .decode(message.payload().expect("payload"))
+            .await
+            .expect("decodes");
+        observed.add(event, &mut shipments);
+    }
+    observed
+}
+
+/// Inventory's stock state per SKU, read back from the stock stage's changelog (the latest
+/// record per key).
+async fn stock_state(saga: &Saga) -> BTreeMap<String, inventory::SkuState> {
+    let changelog = format!("{}.stock.stock.changelog", saga.groups["inventory"]);
+    let consumer = reader(std::slice::from_ref(&changelog));
+    let mut state = BTreeMap::new();
+    // Read until the topic stays quiet for two seconds: the workers are stopped by now.
+    while let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(2), consumer.recv()).await
+    {
+        let key = String::from_utf8_lossy(message.key().expect("key")).into_owned();
+        match message.payload() {
+            None => {
+                state.remove(&key);
+            }
+            Some(bytes) => {
+                let entry: Entry<inventory::SkuState> =
+                    postcard::from_bytes(bytes).expect("a stock changelog record");
+                match entry.value {
+                    Some(value) => state.insert(key, value),
+                    None => state.remove(&key),
+                };
+            }
+        }
+    }
+    state
+}
+
+/// The checks of the module docs; prints the figures.
+fn check(
+    saga: &Saga,
+    summary: &Summary,
+    observed: &Observed,
+    stock: &BTreeMap<String, inventory::SkuState>,
+) {
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for order in &summary.orders {
+        let terminal = &observed.terminal[&order.order_id];
+        assert_eq!(
+            terminal.len(),
+            1,
+            "order {} reached {} terminal states: {terminal:?}",
+            order.order_id,
+            terminal.len()
+        );
+        let outcome = *terminal.values().next().expect("one");
+        let expected = match (order.expected, outcome) {
+            (Expected::Shipped, Terminal::Shipped)
+            | (Expected::ShippedOrOutOfStock, Terminal::Shipped)
+            | (
+                Expected::ShippedOrOutOfStock,
+                Terminal::Cancelled(CancellationReason::OutOfStock),
+            ) => true,
+            (Expected::Cancelled { reason }, Terminal::Cancelled(seen)) => reason == seen,
+            _ => false,
+        };
+        assert!(
+            expected,
+            "order {} ({:?}) expected {:?}, ended {outcome:?}",
+            order.order_id, order.category, order.expected
+        );
+        *outcomes.entry(format!("{outcome:?}")).or_default() += 1;
+
+        let kinds = expected_notifications(order, outcome);
+        for kind in &kinds {
+            let ids = &observed.notifications[&(order.order_id.clone(), *kind)];
+            assert_eq!(
+                ids.len(),
+                1,
+                "order {} got {} notifications of kind {kind:?}",
+                order.order_id,
+                ids.len()
+            );
+            assert!(
+                ids.values().all(|sent| *sent),
+                "order {}: {kind:?} failed",
+                order.order_id
+            );
+        }
+        let extra: Vec<&NotificationKind> = observed
+            .notifications
+            .keys()
+            .filter(|(id, kind)| *id == order.order_id && !kinds.contains(kind))
+            .map(|(_, kind)| kind)
+            .collect();
+        assert!(
+            extra.is_empty(),
+            "order {} got unexpected notifications {extra:?}",
+            order.order_id
+        );
+    }
+
+    let mut units_in = 0;
+    for sku in &summary.skus {
+        let stocked = sku.initial_stock + sku.restocked_units;
+        units_in += stocked;
+        let state = stock.get(&sku.sku).cloned().unwrap_or_default();
+        assert!(
+            state.available >= 0,
+            "{}: available {}",
+            sku.sku,
+            state.available
+        );
+        assert_eq!(
+            state.available + state.held() + state.shipped,
+            stocked,
+            "{}: available {} + held {} + shipped {} != initial {} + restocked {}",
+            sku.sku,
+            state.available,
+            state.held(),
+            state.shipped,
+            sku.initial_stock,
+            sku.restocked_units
+        );
+        assert_eq!(
+            state.held(),
+            0,
+            "{}: units still held: {:?}",
+            sku.sku,
+            state.holds
+        );
+        assert_eq!(
+            state.shipped,
+            observed.shipped_units.get(&sku.sku).copied().unwrap_or(0),
+            "{}: shipped units in inventory vs shipments",
+            sku.sku
+        );
+        if let Some(lowest) = observed.lowest_available.get(&sku.sku) {
+            assert!(
+                *lowest >= 0,
+                "{}: a hold answer reported {lowest} available",
+                sku.sku
+            );
+        }
+    }
+
+    let files = std::fs::read_dir(&saga.notification_dir)
+        .map(|entries| entries.filter_map(Result::ok).count())
+        .unwrap_or(0);
+    let notifications: usize = observed.notifications.values().map(BTreeMap::len).sum();
+    assert_eq!(
+        files,
+        notifications,
+        "one file per notification in {}",
+        saga.notification_dir.display()
+    );
+    println!(
+        "{}: {} orders, outcomes {outcomes:?}; {} SKUs balanced ({units_in} units in, {} shipped); {notifications} notifications, one each; {} notification files",
+        saga.name,
+        summary.orders.len(),
+        summary.skus.len(),
+        observed.shipped_units.values().sum::<i64>(),
+        files
+    );
+}
+
+/// Runs the simulator to the end, then waits for the saga to finish every order.
+async fn run_and_check(saga: &mut Saga, seed: u64, during: impl AsyncFnOnce(&mut Saga)) {
+    let orders = orders_per_run();
+    let (mut simulator, summary_path) = saga.simulate(orders, seed);
+    during(saga).await;
+    let status = simulator.wait_for_exit(Duration::from_secs(600));
+    assert!(
+        status.success(),
+        "simulator exited with {status}; log:\n{}",
+        simulator.log_tail()
+    );
+    let summary: Summary =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).expect("summary file"))
+            .expect("summary json");
+    assert_eq!(summary.orders.len() as u64, orders);
+    let observed = observe(saga, &summary, Duration::from_secs(600)).await;
+    saga.stop();
+    let stock = stock_state(saga).await;
+    check(saga, &summary, &observed, &stock);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seeded_run_ends_every_order_once_with_balanced_stock_and_one_notification_each() {
+    let _serial = SERIAL.lock().await;
+    let mut saga = Saga::new("saga-one");
+    for worker in WORKERS {
+        saga.start(worker, 0);
+    }
+    saga.wait_ready().await;
+    run_and_check(&mut saga, 42, async |_: &mut Saga| {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_inventory_and_two_fraud_instances_end_in_the_same_checks() {
+    let _serial = SERIAL.lock().await;
+    let mut saga = Saga::new("saga-two");
+    for worker in WORKERS {
+        saga.start(worker, 0);
+    }
+    saga.start("inventory", 1);
+    saga.start("fraud", 1);
+    saga.wait_ready().await;
+    run_and_check(&mut saga, 43, async |_: &mut Saga| {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_killed_mid_run_and_restarted_end_in_the_same_checks() {
+    let _serial = SERIAL.lock().await;
+    let mut saga = Saga::new("saga-kill");
+    for worker in WORKERS {
+        saga.start(worker, 0);
+    }
+    saga.wait_ready().await;
+    run_and_check(&mut saga, 44, async |saga: &mut Saga| {
+        // A third of the way through the orders, kill each stateful worker in turn without
+        // warning and start it again with the same instance id.
+        let pause = Duration::from_millis(orders_per_run() * 10 / 3);
+        for worker in ["inventory", "fulfilment", "notification"] {
+            tokio::time::sleep(pause / 3).await;
+            let index = saga
+                .workers
+                .iter()
+                .position(|process| process.name == format!("{worker}-0"))
+                .expect("running");
+            saga.workers[index].kill_9();
+            saga.workers.remove(index);
+            println!("{}: killed {worker} with SIGKILL", saga.name);
+            let restarted = saga.start(worker, 0);
+            saga.workers[restarted]
+                .wait_ready(Duration::from_secs(120))
+                .await;
+        }
+    })
+    .await;
+}
