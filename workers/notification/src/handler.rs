@@ -18,6 +18,7 @@
 use std::time::Duration;
 
 use retail_events::notification::{NotificationFailed, NotificationKind, NotificationSent};
+use retail_events::storefront::OrderPlaced;
 use retail_events::{Event, Timestamp, Topic};
 use retail_runtime::{Context, Handler, HandlerError, Timer};
 
@@ -37,9 +38,10 @@ pub struct NotificationHandler {
     contact_timeout: Duration,
 }
 
-/// Why a message was not handed to the channel: reported like a failed delivery.
+/// Why a message was not delivered: the channel gave up, or it never got that far (no usable
+/// address, a template that does not render). Reported as `NotificationFailed`.
 struct NotDelivered {
-    /// Attempts made (always 0: nothing was sent).
+    /// Delivery attempts made; 0 when nothing was sent.
     attempts: u32,
     /// The reason, for `NotificationFailed.error`.
     error: String,
@@ -59,7 +61,7 @@ impl NotificationHandler {
     /// `OrderPlaced`: remember the contact, confirm the order, deliver what was waiting.
     fn on_order_placed(
         &self,
-        placed: &retail_events::storefront::OrderPlaced,
+        placed: &OrderPlaced,
         notifications: &mut OrderNotifications,
         context: &mut Context<'_>,
     ) {
@@ -359,7 +361,7 @@ mod tests {
     use retail_events::shipping::{
         Carrier, LabelFormat, ServiceLevel, ShipmentCreated, ShippingLabel,
     };
-    use retail_events::storefront::{OrderLine, OrderPlaced};
+    use retail_events::storefront::OrderLine;
     use retail_events::{Envelope, EventId, EventType};
 
     use super::*;
