@@ -1,12 +1,36 @@
-//! The notification worker of the retail order saga.
-//!
-//! Its handler and its wiring to the shared worker runtime come with the runtime and workers
-//! issues; until then the binary only says so, and exits non-zero so no deployment mistakes it
-//! for a running worker.
+//! The notification worker as a process: flags, logging, then the runtime until SIGTERM.
 
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "notification: not implemented yet: the worker runtime (shared/) is the next piece of work"
-    );
-    std::process::ExitCode::from(2)
+use clap::Parser;
+use notification::NotificationArgs;
+use retail_runtime::{RuntimeConfig, shutdown, telemetry};
+
+/// Tells customers what happens to their orders: confirmations, payment failures,
+/// cancellations and shipping notices, each at most once.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    runtime: RuntimeConfig,
+    #[command(flatten)]
+    notification: NotificationArgs,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logging(cli.runtime.log_format, "notification");
+    let handler = match cli.notification.handler(&cli.runtime) {
+        Ok(handler) => handler,
+        Err(error) => {
+            tracing::error!(%error, "invalid notification configuration");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match retail_runtime::run("notification", cli.runtime, handler, shutdown::on_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "notification stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,924 @@
+//! The notification handler: decides which customer message each event calls for, renders it,
+//! hands it to the channel, and records the outcome so it is never sent twice.
+//!
+//! State is kept per order (every input is keyed by order id):
+//! - `OrderPlaced` brings the contact; it is answered with `ORDER_CONFIRMED`, then every
+//!   message that was waiting for the contact is delivered, in arrival order.
+//! - `PaymentFailed`, `OrderCancelled`, `ShipmentCreated` call for `PAYMENT_FAILED`,
+//!   `ORDER_CANCELLED`, `ORDER_SHIPPED`. Without a contact yet (their topic overtook the
+//!   storefront's), the message waits in the state; the first waiting message sets a deadline
+//!   (`--contact-timeout` later) after which every waiting message is given up with a
+//!   `NotificationFailed` saying the contact is unknown: nothing waits forever.
+//! - A kind that is settled (sent, or failed for good) or already waiting is never handled
+//!   again: duplicates and replays send nothing.
+//!
+//! Every delivery ends in exactly one event: `NotificationSent`, or `NotificationFailed` with
+//! the attempts made and the reason. The events' ids derive from the input's id and the kind.
+
+use std::time::Duration;
+
+use retail_events::notification::{NotificationFailed, NotificationKind, NotificationSent};
+use retail_events::storefront::OrderPlaced;
+use retail_events::{Event, Timestamp, Topic};
+use retail_runtime::{Context, Handler, HandlerError, Timer};
+
+use crate::channel::Channel;
+use crate::message::{Message, Recipient, kind_name, notification_id};
+use crate::state::{Deadline, Details, OrderNotifications, Outcome, Pending, PlacedOrder};
+use crate::templates::{Templates, View};
+
+/// The notification handler.
+#[derive(Debug)]
+pub struct NotificationHandler {
+    /// One template per kind of message.
+    templates: Templates,
+    /// Where messages go.
+    channel: Box<dyn Channel>,
+    /// How long messages wait for the order's contact before they are given up.
+    contact_timeout: Duration,
+}
+
+/// Why a message was not delivered: the channel gave up, or it never got that far (no usable
+/// address, a template that does not render). Reported as `NotificationFailed`.
+struct NotDelivered {
+    /// Delivery attempts made; 0 when nothing was sent.
+    attempts: u32,
+    /// The reason, for `NotificationFailed.error`.
+    error: String,
+}
+
+impl NotificationHandler {
+    /// A handler rendering with `templates`, delivering through `channel`, and giving up on a
+    /// contact that has not arrived after `contact_timeout`.
+    pub fn new(templates: Templates, channel: Box<dyn Channel>, contact_timeout: Duration) -> Self {
+        Self {
+            templates,
+            channel,
+            contact_timeout,
+        }
+    }
+
+    /// `OrderPlaced`: remember the contact, confirm the order, deliver what was waiting.
+    fn on_order_placed(
+        &self,
+        placed: &OrderPlaced,
+        notifications: &mut OrderNotifications,
+        context: &mut Context<'_>,
+    ) {
+        if notifications.order.is_some() {
+            tracing::debug!(order_id = %placed.order_id, "order already known; duplicate OrderPlaced ignored");
+            return;
+        }
+        let order = PlacedOrder::from_event(placed);
+        notifications.order = Some(order.clone());
+        notifications.deadline = None;
+        let waiting = std::mem::take(&mut notifications.pending);
+        for details in std::iter::once(Details::OrderConfirmed)
+            .chain(waiting.into_iter().map(|pending| pending.details))
+        {
+            self.notify(&placed.order_id, &order, &details, notifications, context);
+        }
+    }
+
+    /// An event that calls for a message other than the confirmation.
+    fn on_notifiable(
+        &self,
+        order_id: &str,
+        customer_id: Option<&str>,
+        details: Details,
+        notifications: &mut OrderNotifications,
+        context: &mut Context<'_>,
+    ) {
+        let kind = details.kind();
+        if notifications.is_settled(kind) || notifications.is_pending(kind) {
+            tracing::debug!(
+                order_id,
+                kind = kind_name(kind),
+                "already notified or waiting; ignored"
+            );
+            return;
+        }
+        if let Some(order) = notifications.order.clone() {
+            self.notify(order_id, &order, &details, notifications, context);
+            return;
+        }
+        tracing::debug!(
+            order_id,
+            kind = kind_name(kind),
+            "contact unknown yet; message waits"
+        );
+        notifications.pending.push(Pending {
+            customer_id: customer_id.map(str::to_owned),
+            details,
+        });
+        if notifications.deadline.is_none() {
+            let timeout = i64::try_from(self.contact_timeout.as_micros()).unwrap_or(i64::MAX);
+            notifications.deadline = Some(Deadline {
+                due: Timestamp::from_micros(context.now().as_micros().saturating_add(timeout)),
+                cause: context.input().clone(),
+            });
+        }
+    }
+
+    /// Renders and delivers one message, emits the outcome, and settles the kind.
+    fn notify(
+        &self,
+        order_id: &str,
+        order: &PlacedOrder,
+        details: &Details,
+        notifications: &mut OrderNotifications,
+        context: &mut Context<'_>,
+    ) {
+        let kind = details.kind();
+        if notifications.is_settled(kind) {
+            return;
+        }
+        let id = notification_id(order_id, kind);
+        let outcome = self
+            .message(order_id, &id, order, details)
+            .and_then(|message| {
+                let delivery = self.channel.deliver(&message);
+                match delivery.result {
+                    Ok(()) => Ok(delivery.attempts),
+                    Err(error) => Err(NotDelivered {
+                        attempts: delivery.attempts,
+                        error: error.to_string(),
+                    }),
+                }
+            });
+        match outcome {
+            Ok(attempts) => {
+                tracing::info!(order_id, kind = kind_name(kind), notification_id = %id, attempts, "notification sent");
+                context.emit(NotificationSent {
+                    envelope: context.envelope_for::<NotificationSent>(kind_name(kind)),
+                    order_id: order_id.to_owned(),
+                    customer_id: order.customer_id.clone(),
+                    notification_id: id,
+                    kind,
+                    channel: self.channel.kind(),
+                    attempts: count(attempts),
+                });
+                notifications.settle(kind, Outcome::Sent);
+            }
+            Err(failure) => {
+                self.fail(
+                    order_id,
+                    &order.customer_id,
+                    kind,
+                    failure,
+                    notifications,
+                    context,
+                );
+            }
+        }
+    }
+
+    /// The rendered message, or why there is none to send.
+    fn message(
+        &self,
+        order_id: &str,
+        id: &str,
+        order: &PlacedOrder,
+        details: &Details,
+    ) -> Result<Message, NotDelivered> {
+        if !order.email.contains('@') {
+            return Err(NotDelivered {
+                attempts: 0,
+                error: "the customer has no usable e-mail address".to_owned(),
+            });
+        }
+        let rendered = self
+            .templates
+            .render(&View::new(order_id, id, order, details))
+            .map_err(|error| NotDelivered {
+                attempts: 0,
+                error: format!("the message does not render: {error}"),
+            })?;
+        Ok(Message {
+            notification_id: id.to_owned(),
+            kind: details.kind(),
+            order_id: order_id.to_owned(),
+            customer_id: order.customer_id.clone(),
+            recipient: Recipient {
+                name: order.full_name.clone(),
+                email: order.email.clone(),
+            },
+            subject: rendered.subject,
+            body: rendered.body,
+        })
+    }
+
+    /// Emits `NotificationFailed` for `kind` and settles it: it is not tried again.
+    fn fail(
+        &self,
+        order_id: &str,
+        customer_id: &str,
+        kind: NotificationKind,
+        failure: NotDelivered,
+        notifications: &mut OrderNotifications,
+        context: &mut Context<'_>,
+    ) {
+        let id = notification_id(order_id, kind);
+        tracing::warn!(order_id, kind = kind_name(kind), notification_id = %id, attempts = failure.attempts, error = %failure.error, "notification failed");
+        context.emit(NotificationFailed {
+            envelope: context.envelope_for::<NotificationFailed>(kind_name(kind)),
+            order_id: order_id.to_owned(),
+            customer_id: customer_id.to_owned(),
+            notification_id: id,
+            kind,
+            channel: self.channel.kind(),
+            attempts: count(failure.attempts),
+            error: failure.error,
+        });
+        notifications.settle(kind, Outcome::Failed);
+    }
+}
+
+/// Attempts as the events' `int`.
+fn count(attempts: u32) -> i32 {
+    i32::try_from(attempts).unwrap_or(i32::MAX)
+}
+
+impl Handler for NotificationHandler {
+    type State = OrderNotifications;
+    const STORE: Option<&'static str> = Some("notifications");
+
+    fn inputs(&self) -> Vec<Topic> {
+        vec![
+            Topic::StorefrontOrders,
+            Topic::Payments,
+            Topic::FulfilmentOrders,
+            Topic::ShippingShipments,
+        ]
+    }
+
+    fn outputs(&self) -> Vec<Topic> {
+        vec![Topic::NotificationNotifications]
+    }
+
+    fn handle(
+        &self,
+        event: &Event,
+        state: &mut Option<OrderNotifications>,
+        context: &mut Context<'_>,
+    ) -> Result<(), HandlerError> {
+        let (order_id, customer_id, details) = match event {
+            Event::OrderPlaced(placed) => {
+                let notifications = state.get_or_insert_with(OrderNotifications::default);
+                self.on_order_placed(placed, notifications, context);
+                return Ok(());
+            }
+            Event::PaymentFailed(failed) => (
+                &failed.order_id,
+                None,
+                Details::PaymentFailed {
+                    reason: failed.reason,
+                    message: failed.message.clone(),
+                    amount: failed.amount.clone(),
+                },
+            ),
+            Event::OrderCancelled(cancelled) => (
+                &cancelled.order_id,
+                Some(cancelled.customer_id.as_str()),
+                Details::OrderCancelled {
+                    reason: cancelled.reason,
+                    detail: cancelled.detail.clone(),
+                },
+            ),
+            Event::ShipmentCreated(shipment) => (
+                &shipment.order_id,
+                Some(shipment.customer_id.as_str()),
+                Details::OrderShipped {
+                    carrier: shipment.carrier,
+                    service_level: shipment.service_level,
+                    tracking_number: shipment.tracking_number.clone(),
+                    shipment_id: shipment.shipment_id.clone(),
+                },
+            ),
+            _ => return Ok(()),
+        };
+        let notifications = state.get_or_insert_with(OrderNotifications::default);
+        self.on_notifiable(order_id, customer_id, details, notifications, context);
+        Ok(())
+    }
+
+    fn timer(&self, state: &OrderNotifications) -> Option<Timer> {
+        state.deadline.as_ref().map(|deadline| Timer {
+            due: deadline.due,
+            cause: deadline.cause.clone(),
+        })
+    }
+
+    /// The contact did not come in time: every waiting message is given up.
+    fn on_timer(
+        &self,
+        key: &str,
+        state: &mut Option<OrderNotifications>,
+        context: &mut Context<'_>,
+    ) -> Result<(), HandlerError> {
+        let Some(notifications) = state.as_mut() else {
+            return Ok(());
+        };
+        notifications.deadline = None;
+        let waiting = std::mem::take(&mut notifications.pending);
+        if let Some(order) = notifications.order.clone() {
+            // Not reachable (the contact's arrival delivers and clears the waiting messages),
+            // but if it were, delivering beats giving up.
+            for pending in waiting {
+                self.notify(key, &order, &pending.details, notifications, context);
+            }
+            return Ok(());
+        }
+        let error = format!(
+            "the customer's contact is unknown: no OrderPlaced for order {key} arrived within {}",
+            humantime::format_duration(self.contact_timeout)
+        );
+        for pending in waiting {
+            self.fail(
+                key,
+                pending.customer_id.as_deref().unwrap_or_default(),
+                pending.details.kind(),
+                NotDelivered {
+                    attempts: 0,
+                    error: error.clone(),
+                },
+                notifications,
+                context,
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use retail_events::common::{Address, Customer, DeliverySpeed, Money, StockLine};
+    use retail_events::fulfilment::{CancellationReason, FulfilmentStarted, OrderCancelled};
+    use retail_events::notification::NotificationChannel;
+    use retail_events::payments::{
+        PaymentAuthorized, PaymentFailed, PaymentFailureReason, PaymentMethod,
+    };
+    use retail_events::shipping::{
+        Carrier, LabelFormat, ServiceLevel, ShipmentCreated, ShippingLabel,
+    };
+    use retail_events::storefront::OrderLine;
+    use retail_events::{Envelope, EventId, EventType};
+
+    use super::*;
+    use crate::channel::fake::FakeChannel;
+    use crate::state::Settled;
+
+    const ORDER: &str = "order-1";
+    const START: i64 = 1_700_000_000_000_000;
+    const TEN_MINUTES: Duration = Duration::from_secs(600);
+
+    fn handler() -> (NotificationHandler, FakeChannel) {
+        let channel = FakeChannel::default();
+        let handler = NotificationHandler::new(
+            Templates::builtin().expect("built-in templates"),
+            Box::new(channel.clone()),
+            TEN_MINUTES,
+        );
+        (handler, channel)
+    }
+
+    /// An envelope with an id of its own (`id`), so inputs are told apart.
+    fn envelope<E: EventType>(id: u128) -> Envelope {
+        Envelope {
+            event_id: EventId::from_u128(id),
+            event_type: E::NAME.to_owned(),
+            occurred_at: Timestamp::from_micros(START),
+            correlation_id: ORDER.to_owned(),
+            causation_id: None,
+            producer: "test".to_owned(),
+            schema_version: E::REVISION,
+        }
+    }
+
+    fn money(amount_minor: i64) -> Money {
+        Money {
+            amount_minor,
+            currency: "SEK".to_owned(),
+        }
+    }
+
+    fn placed(id: u128) -> Event {
+        let address = Address {
+            recipient_name: "Anna Andersson".to_owned(),
+            line1: "Storgatan 1".to_owned(),
+            line2: None,
+            city: "Stockholm".to_owned(),
+            postal_code: "111 22".to_owned(),
+            region: None,
+            country_code: "SE".to_owned(),
+        };
+        Event::OrderPlaced(OrderPlaced {
+            envelope: envelope::<OrderPlaced>(id),
+            order_id: ORDER.to_owned(),
+            customer: Customer {
+                customer_id: "customer-1".to_owned(),
+                email: "anna@example.com".to_owned(),
+                full_name: "Anna Andersson".to_owned(),
+                customer_since: Timestamp::from_micros(0),
+            },
+            lines: vec![OrderLine {
+                line_number: 1,
+                sku: "SKU-1".to_owned(),
+                product_name: "Rain jacket".to_owned(),
+                quantity: 2,
+                unit_price: money(29_900),
+                unit_weight_grams: 800,
+            }],
+            order_total: money(59_800),
+            shipping_address: address.clone(),
+            billing_address: address,
+            delivery_speed: DeliverySpeed::Standard,
+        })
+    }
+
+    fn payment_failed(id: u128) -> Event {
+        Event::PaymentFailed(PaymentFailed {
+            envelope: envelope::<PaymentFailed>(id),
+            order_id: ORDER.to_owned(),
+            payment_id: "payment-1".to_owned(),
+            amount: money(59_800),
+            reason: PaymentFailureReason::Declined,
+            message: Some("do not honour".to_owned()),
+        })
+    }
+
+    fn cancelled(id: u128) -> Event {
+        Event::OrderCancelled(OrderCancelled {
+            envelope: envelope::<OrderCancelled>(id),
+            order_id: ORDER.to_owned(),
+            customer_id: "customer-1".to_owned(),
+            reason: CancellationReason::PaymentFailed,
+            detail: "the payment was declined".to_owned(),
+        })
+    }
+
+    fn shipped(id: u128) -> Event {
+        Event::ShipmentCreated(ShipmentCreated {
+            envelope: envelope::<ShipmentCreated>(id),
+            order_id: ORDER.to_owned(),
+            customer_id: "customer-1".to_owned(),
+            shipment_id: "shipment-1".to_owned(),
+            lines: vec![StockLine {
+                sku: "SKU-1".to_owned(),
+                quantity: 2,
+            }],
+            carrier: Carrier::Postnord,
+            service_level: ServiceLevel::Standard,
+            tracking_number: "00373123456789012345".to_owned(),
+            label: ShippingLabel {
+                format: LabelFormat::Text,
+                document: b"label".to_vec(),
+            },
+        })
+    }
+
+    /// Handles `input` at `now` (microseconds after `START`) and returns the outputs.
+    fn handle(
+        handler: &NotificationHandler,
+        input: &Event,
+        state: &mut Option<OrderNotifications>,
+        after: i64,
+    ) -> Vec<Event> {
+        let mut context = Context::new(
+            input.envelope(),
+            "notification",
+            Timestamp::from_micros(START + after),
+        );
+        handler.handle(input, state, &mut context).expect("handled");
+        context.into_outputs()
+    }
+
+    /// Fires the state's timer as the runtime does: at its due time, on behalf of its cause.
+    fn fire(handler: &NotificationHandler, state: &mut Option<OrderNotifications>) -> Vec<Event> {
+        let timer = state
+            .as_ref()
+            .and_then(|state| handler.timer(state))
+            .expect("a timer is set");
+        let mut context = Context::new(&timer.cause, "notification", timer.due);
+        handler
+            .on_timer(ORDER, state, &mut context)
+            .expect("timer handled");
+        context.into_outputs()
+    }
+
+    /// The kinds of NotificationSent outputs, in order; panics on anything else.
+    fn sent_kinds(outputs: &[Event]) -> Vec<NotificationKind> {
+        outputs
+            .iter()
+            .map(|output| match output {
+                Event::NotificationSent(sent) => sent.kind,
+                other => panic!("NotificationSent expected, got {other:?}"),
+            })
+            .collect()
+    }
+
+    fn failed(outputs: &[Event]) -> Vec<NotificationFailed> {
+        outputs
+            .iter()
+            .map(|output| match output {
+                Event::NotificationFailed(failed) => failed.clone(),
+                other => panic!("NotificationFailed expected, got {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_order_placed_is_confirmed_once() {
+        let (handler, channel) = handler();
+        let mut state = None;
+        let input = placed(1);
+        let outputs = handle(&handler, &input, &mut state, 0);
+        let [Event::NotificationSent(sent)] = outputs.as_slice() else {
+            panic!("one NotificationSent expected, got {outputs:?}");
+        };
+        assert_eq!(sent.kind, NotificationKind::OrderConfirmed);
+        assert_eq!(sent.order_id, ORDER);
+        assert_eq!(sent.customer_id, "customer-1");
+        assert_eq!(sent.attempts, 1);
+        assert_eq!(sent.channel, NotificationChannel::Webhook);
+        assert_eq!(
+            sent.notification_id,
+            notification_id(ORDER, NotificationKind::OrderConfirmed)
+        );
+        assert_eq!(
+            sent.envelope.event_id,
+            EventId::derived(
+                input.envelope().event_id,
+                NotificationSent::NAME,
+                "ORDER_CONFIRMED"
+            )
+        );
+        assert_eq!(sent.envelope.causation_id, Some(input.envelope().event_id));
+
+        let delivered = channel.delivered();
+        assert_eq!(delivered.len(), 1);
+        assert_eq!(delivered[0].notification_id, sent.notification_id);
+        assert_eq!(delivered[0].recipient.email, "anna@example.com");
+        assert_eq!(delivered[0].subject, "Your order order-1 is confirmed");
+        assert!(
+            delivered[0].body.contains("Hi Anna Andersson"),
+            "{}",
+            delivered[0].body
+        );
+        assert!(
+            delivered[0].body.contains("2 x Rain jacket"),
+            "{}",
+            delivered[0].body
+        );
+        assert!(
+            delivered[0].body.contains("598.00 SEK"),
+            "{}",
+            delivered[0].body
+        );
+
+        // The same OrderPlaced again, and another one for the order: nothing.
+        assert!(handle(&handler, &input, &mut state, 5).is_empty());
+        assert!(handle(&handler, &placed(2), &mut state, 6).is_empty());
+        assert_eq!(channel.delivered().len(), 1);
+    }
+
+    #[test]
+    fn every_kind_is_notified_once_and_duplicates_send_nothing() {
+        let (handler, channel) = handler();
+        let mut state = None;
+        let mut kinds = Vec::new();
+        for input in [placed(1), payment_failed(2), cancelled(3), shipped(4)] {
+            kinds.extend(sent_kinds(&handle(&handler, &input, &mut state, 0)));
+        }
+        assert_eq!(
+            kinds,
+            [
+                NotificationKind::OrderConfirmed,
+                NotificationKind::PaymentFailed,
+                NotificationKind::OrderCancelled,
+                NotificationKind::OrderShipped,
+            ]
+        );
+        // Re-deliveries (same ids) and new events of the same kinds (new ids).
+        for input in [
+            placed(1),
+            payment_failed(2),
+            cancelled(3),
+            shipped(4),
+            placed(11),
+            payment_failed(12),
+            cancelled(13),
+            shipped(14),
+        ] {
+            assert!(
+                handle(&handler, &input, &mut state, 10).is_empty(),
+                "{input:?}"
+            );
+        }
+        assert_eq!(channel.delivered().len(), 4);
+        let settled = state.expect("state").settled;
+        assert!(
+            settled
+                .iter()
+                .all(|settled| settled.outcome == Outcome::Sent)
+        );
+        assert_eq!(settled.len(), 4);
+    }
+
+    #[test]
+    fn messages_carry_the_details_of_their_events() {
+        let (handler, channel) = handler();
+        let mut state = None;
+        for input in [placed(1), payment_failed(2), cancelled(3), shipped(4)] {
+            handle(&handler, &input, &mut state, 0);
+        }
+        let delivered = channel.delivered();
+        let body = |kind| {
+            delivered
+                .iter()
+                .find(|message| message.kind == kind)
+                .map(|message| (message.subject.clone(), message.body.clone()))
+                .expect("delivered")
+        };
+        let (subject, text) = body(NotificationKind::PaymentFailed);
+        assert_eq!(subject, "Payment for order order-1 failed");
+        assert!(text.contains("the payment was declined"), "{text}");
+        assert!(text.contains("do not honour"), "{text}");
+        assert!(text.contains("598.00 SEK"), "{text}");
+        let (subject, text) = body(NotificationKind::OrderCancelled);
+        assert_eq!(subject, "Your order order-1 was cancelled");
+        assert!(text.contains("because the payment failed"), "{text}");
+        assert!(text.contains("the payment was declined"), "{text}");
+        let (subject, text) = body(NotificationKind::OrderShipped);
+        assert_eq!(subject, "Your order order-1 has shipped");
+        assert!(text.contains("with PostNord (standard)"), "{text}");
+        assert!(text.contains("00373123456789012345"), "{text}");
+        for message in &delivered {
+            assert_eq!(
+                message.notification_id,
+                notification_id(ORDER, message.kind)
+            );
+            assert!(message.body.contains("Anna Andersson"), "{}", message.body);
+        }
+    }
+
+    #[test]
+    fn messages_before_the_order_placed_wait_and_go_out_when_it_arrives() {
+        let (handler, channel) = handler();
+        let mut state = None;
+        let first = shipped(4);
+        assert!(handle(&handler, &first, &mut state, 0).is_empty());
+        assert!(handle(&handler, &cancelled(3), &mut state, 1_000).is_empty());
+        // A duplicate of a waiting kind does not wait twice.
+        assert!(handle(&handler, &shipped(14), &mut state, 2_000).is_empty());
+        assert!(channel.delivered().is_empty());
+        {
+            let waiting = state.as_ref().expect("state");
+            assert_eq!(waiting.pending.len(), 2);
+            let timer = handler.timer(waiting).expect("a deadline");
+            assert_eq!(
+                timer.due,
+                Timestamp::from_micros(START + 600_000_000),
+                "ten minutes after the first waiting event"
+            );
+            assert_eq!(timer.cause, *first.envelope());
+        }
+
+        let outputs = handle(&handler, &placed(1), &mut state, 5_000);
+        assert_eq!(
+            sent_kinds(&outputs),
+            [
+                NotificationKind::OrderConfirmed,
+                NotificationKind::OrderShipped,
+                NotificationKind::OrderCancelled,
+            ]
+        );
+        let delivered = channel.delivered();
+        assert_eq!(delivered.len(), 3);
+        assert!(
+            delivered[1].body.contains("00373123456789012345"),
+            "{}",
+            delivered[1].body
+        );
+        let after = state.expect("state");
+        assert!(after.pending.is_empty());
+        assert_eq!(handler.timer(&after), None, "the deadline is cleared");
+    }
+
+    #[test]
+    fn without_an_order_placed_the_timer_gives_the_waiting_messages_up() {
+        let (handler, channel) = handler();
+        let mut state = None;
+        let first = cancelled(3);
+        handle(&handler, &first, &mut state, 0);
+        handle(&handler, &payment_failed(2), &mut state, 1_000);
+
+        let outputs = fire(&handler, &mut state);
+        let failures = failed(&outputs);
+        assert_eq!(
+            failures
+                .iter()
+                .map(|failed| failed.kind)
+                .collect::<Vec<_>>(),
+            [
+                NotificationKind::OrderCancelled,
+                NotificationKind::PaymentFailed
+            ]
+        );
+        for failure in &failures {
+            assert_eq!(failure.attempts, 0);
+            assert_eq!(failure.order_id, ORDER);
+            assert_eq!(
+                failure.error,
+                "the customer's contact is unknown: no OrderPlaced for order order-1 arrived within 10m"
+            );
+            assert_eq!(
+                failure.notification_id,
+                notification_id(ORDER, failure.kind)
+            );
+            assert_eq!(
+                failure.envelope.causation_id,
+                Some(first.envelope().event_id)
+            );
+            assert_eq!(
+                failure.envelope.occurred_at,
+                Timestamp::from_micros(START + 600_000_000)
+            );
+        }
+        assert_eq!(failures[0].customer_id, "customer-1");
+        assert_eq!(
+            failures[1].customer_id, "",
+            "PaymentFailed carries no customer id"
+        );
+        assert!(channel.delivered().is_empty());
+        let after = state.clone().expect("state");
+        assert_eq!(handler.timer(&after), None);
+        assert_eq!(
+            after.settled,
+            [
+                Settled {
+                    kind: NotificationKind::OrderCancelled,
+                    outcome: Outcome::Failed
+                },
+                Settled {
+                    kind: NotificationKind::PaymentFailed,
+                    outcome: Outcome::Failed
+                },
+            ]
+        );
+
+        // The order turns up late: it is confirmed, the given-up kinds stay given up.
+        let outputs = handle(&handler, &placed(1), &mut state, 700_000_000);
+        assert_eq!(sent_kinds(&outputs), [NotificationKind::OrderConfirmed]);
+        assert!(handle(&handler, &cancelled(3), &mut state, 700_000_001).is_empty());
+        assert_eq!(channel.delivered().len(), 1);
+    }
+
+    #[test]
+    fn a_timer_that_fires_again_emits_the_same_events() {
+        let (handler, _channel) = handler();
+        let mut state = None;
+        handle(&handler, &shipped(4), &mut state, 0);
+        let before = state.clone();
+        let first = fire(&handler, &mut state);
+        let mut replayed = before;
+        let second = fire(&handler, &mut replayed);
+        assert_eq!(first, second);
+        assert_eq!(state, replayed);
+    }
+
+    #[test]
+    fn a_failed_delivery_is_reported_and_never_retried() {
+        let (handler, channel) = handler();
+        channel.fail(NotificationKind::OrderShipped, 3);
+        let mut state = None;
+        handle(&handler, &placed(1), &mut state, 0);
+        let outputs = handle(&handler, &shipped(4), &mut state, 10);
+        let [failure] = failed(&outputs).try_into().expect("one NotificationFailed");
+        assert_eq!(failure.kind, NotificationKind::OrderShipped);
+        assert_eq!(failure.attempts, 3);
+        assert_eq!(failure.customer_id, "customer-1");
+        assert_eq!(failure.channel, NotificationChannel::Webhook);
+        assert_eq!(
+            failure.error,
+            "gave up after 3 attempts; the last failed with: HTTP 503"
+        );
+        assert_eq!(
+            failure.envelope.event_id,
+            EventId::derived(
+                EventId::from_u128(4),
+                NotificationFailed::NAME,
+                "ORDER_SHIPPED"
+            )
+        );
+        assert!(state.as_ref().expect("state").settled.contains(&Settled {
+            kind: NotificationKind::OrderShipped,
+            outcome: Outcome::Failed
+        }));
+        assert!(handle(&handler, &shipped(4), &mut state, 20).is_empty());
+        assert!(handle(&handler, &shipped(5), &mut state, 30).is_empty());
+        assert_eq!(
+            channel.delivered().len(),
+            2,
+            "one confirmation, one shipping attempt"
+        );
+    }
+
+    #[test]
+    fn a_customer_without_an_email_address_gets_failures_not_deliveries() {
+        let (handler, channel) = handler();
+        let mut state = None;
+        let Event::OrderPlaced(mut order) = placed(1) else {
+            unreachable!("placed() builds an OrderPlaced");
+        };
+        order.customer.email = "  ".to_owned();
+        let outputs = handle(&handler, &Event::OrderPlaced(order), &mut state, 0);
+        let [failure] = failed(&outputs).try_into().expect("one NotificationFailed");
+        assert_eq!(failure.kind, NotificationKind::OrderConfirmed);
+        assert_eq!(failure.attempts, 0);
+        assert_eq!(failure.error, "the customer has no usable e-mail address");
+        assert!(channel.delivered().is_empty());
+    }
+
+    #[test]
+    fn handling_is_deterministic() {
+        let inputs = [shipped(4), payment_failed(2), placed(1), cancelled(3)];
+        let run = || {
+            let (handler, channel) = handler();
+            let mut state = None;
+            let outputs: Vec<Event> = inputs
+                .iter()
+                .enumerate()
+                .flat_map(|(index, input)| {
+                    handle(
+                        &handler,
+                        input,
+                        &mut state,
+                        i64::try_from(index).expect("small"),
+                    )
+                })
+                .collect();
+            (outputs, state, channel.delivered())
+        };
+        let first = run();
+        assert_eq!(first.0.len(), 4);
+        assert_eq!(first, run());
+    }
+
+    #[test]
+    fn events_that_call_for_no_message_are_ignored() {
+        let (handler, channel) = handler();
+        let authorized = Event::PaymentAuthorized(PaymentAuthorized {
+            envelope: envelope::<PaymentAuthorized>(7),
+            order_id: ORDER.to_owned(),
+            payment_id: "payment-1".to_owned(),
+            amount: money(59_800),
+            method: PaymentMethod::Card,
+            authorization_code: "A1".to_owned(),
+        });
+        let started = Event::FulfilmentStarted(FulfilmentStarted {
+            envelope: envelope::<FulfilmentStarted>(8),
+            order_id: ORDER.to_owned(),
+            warehouse_id: "w1".to_owned(),
+            pack_by: Timestamp::from_micros(START),
+        });
+        for input in [authorized, started] {
+            let mut state = None;
+            assert!(handle(&handler, &input, &mut state, 0).is_empty());
+            assert_eq!(state, None, "no state for an ignored event");
+        }
+        assert!(channel.delivered().is_empty());
+    }
+
+    #[test]
+    fn the_handler_reads_the_four_order_topics_and_keeps_state() {
+        let (handler, _channel) = handler();
+        assert_eq!(
+            handler.inputs(),
+            [
+                Topic::StorefrontOrders,
+                Topic::Payments,
+                Topic::FulfilmentOrders,
+                Topic::ShippingShipments
+            ]
+        );
+        assert_eq!(handler.outputs(), [Topic::NotificationNotifications]);
+        assert_eq!(NotificationHandler::STORE, Some("notifications"));
+    }
+
+    #[test]
+    fn the_state_survives_the_changelog_encoding() {
+        let (handler, _channel) = handler();
+        let mut state = None;
+        handle(&handler, &shipped(4), &mut state, 0);
+        handle(&handler, &payment_failed(2), &mut state, 1);
+        let mut placed_state = state.clone();
+        handle(&handler, &placed(1), &mut placed_state, 2);
+        for state in [state, placed_state] {
+            let state = state.expect("state");
+            let bytes = postcard::to_stdvec(&state).expect("encodes");
+            let decoded: OrderNotifications = postcard::from_bytes(&bytes).expect("decodes");
+            assert_eq!(decoded, state);
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! What the notification worker remembers per order (the state stored under the order id).
+//!
+//! Three things: the customer's contact and the order's details (from `OrderPlaced`, the only
+//! event that carries them), which kinds of message are settled for good (sent, or failed for
+//! good: never tried again), and the messages waiting for the contact because their event
+//! overtook the `OrderPlaced` on another topic, with the deadline after which they give up.
+//!
+//! Plain structs, enums and vectors only: the runtime stores the state with postcard, which is
+//! not self-describing.
+
+use retail_events::common::Money;
+use retail_events::fulfilment::CancellationReason;
+use retail_events::notification::NotificationKind;
+use retail_events::payments::PaymentFailureReason;
+use retail_events::shipping::{Carrier, ServiceLevel};
+use retail_events::storefront::OrderPlaced;
+use retail_events::{Envelope, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Everything the worker keeps for one order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderNotifications {
+    /// The contact and order details, once the order's `OrderPlaced` arrived: until then no
+    /// message can be addressed.
+    pub order: Option<PlacedOrder>,
+    /// Kinds that are done for good, in the order they were settled. A kind in here is never
+    /// notified again, whatever arrives: this is the at-most-once-ever record.
+    pub settled: Vec<Settled>,
+    /// Messages waiting for `order`, in arrival order, at most one per kind.
+    pub pending: Vec<Pending>,
+    /// When the pending messages give up; set by the first of them, cleared when they are
+    /// delivered or given up.
+    pub deadline: Option<Deadline>,
+}
+
+impl OrderNotifications {
+    /// Whether `kind` is done for good.
+    pub fn is_settled(&self, kind: NotificationKind) -> bool {
+        self.settled.iter().any(|settled| settled.kind == kind)
+    }
+
+    /// Whether a `kind` message is waiting for the contact.
+    pub fn is_pending(&self, kind: NotificationKind) -> bool {
+        self.pending
+            .iter()
+            .any(|pending| pending.details.kind() == kind)
+    }
+
+    /// Records `kind` as done for good (once).
+    pub fn settle(&mut self, kind: NotificationKind, outcome: Outcome) {
+        if !self.is_settled(kind) {
+            self.settled.push(Settled { kind, outcome });
+        }
+    }
+}
+
+/// How a kind was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Delivered (`NotificationSent` emitted).
+    Sent,
+    /// Given up (`NotificationFailed` emitted): permanent refusal, retries exhausted, no
+    /// contact, or a template that did not render.
+    Failed,
+}
+
+/// One settled kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settled {
+    /// Which message.
+    pub kind: NotificationKind,
+    /// What became of it, for support staff reading the state.
+    pub outcome: Outcome,
+}
+
+/// The contact and details of an order, from its `OrderPlaced`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacedOrder {
+    /// The customer's id, copied into the notification events.
+    pub customer_id: String,
+    /// Where messages go.
+    pub email: String,
+    /// How messages greet the customer.
+    pub full_name: String,
+    /// The order total, shown in messages.
+    pub total: Money,
+    /// The order lines, shown in messages.
+    pub lines: Vec<Line>,
+}
+
+impl PlacedOrder {
+    /// What an `OrderPlaced` tells about the order.
+    pub fn from_event(placed: &OrderPlaced) -> Self {
+        Self {
+            customer_id: placed.customer.customer_id.clone(),
+            email: placed.customer.email.clone(),
+            full_name: placed.customer.full_name.clone(),
+            total: placed.order_total.clone(),
+            lines: placed
+                .lines
+                .iter()
+                .map(|line| Line {
+                    sku: line.sku.clone(),
+                    product_name: line.product_name.clone(),
+                    quantity: line.quantity,
+                    unit_price: line.unit_price.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One order line, as messages show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    /// The SKU.
+    pub sku: String,
+    /// What the customer saw in the shop.
+    pub product_name: String,
+    /// Units ordered.
+    pub quantity: i32,
+    /// Price of one unit.
+    pub unit_price: Money,
+}
+
+/// What a message needs from the event that caused it, beyond the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Details {
+    /// The order was accepted (`OrderPlaced`): the order itself is all it needs.
+    OrderConfirmed,
+    /// The payment failed (`PaymentFailed`).
+    PaymentFailed {
+        /// Why, as the payment system classifies it.
+        reason: PaymentFailureReason,
+        /// The provider's explanation, if any.
+        message: Option<String>,
+        /// The amount that was not paid.
+        amount: Money,
+    },
+    /// The order was cancelled (`OrderCancelled`).
+    OrderCancelled {
+        /// Why.
+        reason: CancellationReason,
+        /// Fulfilment's explanation.
+        detail: String,
+    },
+    /// The order shipped (`ShipmentCreated`).
+    OrderShipped {
+        /// Who carries it.
+        carrier: Carrier,
+        /// How fast.
+        service_level: ServiceLevel,
+        /// For the customer to follow the parcel.
+        tracking_number: String,
+        /// The shipment's id.
+        shipment_id: String,
+    },
+}
+
+impl Details {
+    /// The kind of message these details are for.
+    pub fn kind(&self) -> NotificationKind {
+        match self {
+            Self::OrderConfirmed => NotificationKind::OrderConfirmed,
+            Self::PaymentFailed { .. } => NotificationKind::PaymentFailed,
+            Self::OrderCancelled { .. } => NotificationKind::OrderCancelled,
+            Self::OrderShipped { .. } => NotificationKind::OrderShipped,
+        }
+    }
+}
+
+/// A message waiting for the order's contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// The customer id if the causing event carried one (`PaymentFailed` does not), for the
+    /// `NotificationFailed` emitted if the contact never comes.
+    pub customer_id: Option<String>,
+    /// What the message will say.
+    pub details: Details,
+}
+
+/// When pending messages give up, and on whose behalf.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadline {
+    /// The first pending event's time plus the contact timeout.
+    pub due: Timestamp,
+    /// The first pending event's envelope: the give-up outputs are derived from it, so a
+    /// timer that fires again after a crash emits the same events.
+    pub cause: Envelope,
+}
