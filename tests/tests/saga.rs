@@ -27,7 +27,9 @@ use retail_events::fulfilment::CancellationReason;
 use retail_events::notification::NotificationKind;
 use retail_events::{Event, EventId, Topic};
 use retail_integration_tests::process::{Process, free_port};
-use retail_integration_tests::{bootstrap_servers, consumer, schema_registry_url, unique_name};
+use retail_integration_tests::{
+    TIMEOUT, bootstrap_servers, consumer, schema_registry_url, unique_name,
+};
 use retail_runtime::state::Entry;
 use retail_simulator::summary::{Expected, OrderSummary, Summary};
 
@@ -380,28 +382,50 @@ async fn observe(saga: &Saga, summary: &Summary, within: Duration) -> Observed {
 }
 
 /// Inventory's stock state per SKU, read back from the stock stage's changelog (the latest
-/// record per key).
+/// record per key), up to the end of every partition (the workers are stopped by now).
 async fn stock_state(saga: &Saga) -> BTreeMap<String, inventory::SkuState> {
     let changelog = format!("{}.stock.stock.changelog", saga.groups["inventory"]);
     let consumer = reader(std::slice::from_ref(&changelog));
+    let mut remaining: HashMap<i32, i64> = HashMap::new();
+    for partition in 0..PARTITIONS {
+        let (low, high) = consumer
+            .fetch_watermarks(&changelog, partition, TIMEOUT)
+            .expect("watermarks");
+        if high > low {
+            remaining.insert(partition, high);
+        }
+    }
     let mut state = BTreeMap::new();
-    // Read until the topic stays quiet for two seconds: the workers are stopped by now.
-    while let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(2), consumer.recv()).await
-    {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !remaining.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "changelog {changelog} not read to its end: {remaining:?}"
+        );
+        let Ok(received) = tokio::time::timeout(left, consumer.recv()).await else {
+            continue;
+        };
+        let message = received.expect("consume");
+        if remaining
+            .get(&message.partition())
+            .is_some_and(|high| message.offset() + 1 >= *high)
+        {
+            remaining.remove(&message.partition());
+        }
         let key = String::from_utf8_lossy(message.key().expect("key")).into_owned();
-        match message.payload() {
-            None => {
-                state.remove(&key);
-            }
+        let value = match message.payload() {
+            None => None,
             Some(bytes) => {
                 let entry: Entry<inventory::SkuState> =
                     postcard::from_bytes(bytes).expect("a stock changelog record");
-                match entry.value {
-                    Some(value) => state.insert(key, value),
-                    None => state.remove(&key),
-                };
+                entry.value
             }
-        }
+        };
+        match value {
+            Some(value) => state.insert(key, value),
+            None => state.remove(&key),
+        };
     }
     state
 }

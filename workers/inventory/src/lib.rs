@@ -71,14 +71,55 @@ pub struct InventoryConfig {
     )]
     pub order_retention: Duration,
 
-    /// How long the stock stage remembers, per SKU, the orders whose hold it released or
-    /// shipped, so that a replayed hold of one of them takes nothing (see `SkuState::closed`).
-    /// Must exceed the longest time an order stage may take to replay after a crash.
+    /// How long the stock stage remembers, per SKU, the orders it answered that hold nothing
+    /// (refused, released, shipped), so that a hold of one of them replayed after a crash of the
+    /// order stage takes nothing (see `SkuState::closed`). Should exceed the time an order
+    /// stage takes to come back after a crash.
     #[arg(
         long,
         env = "INVENTORY_CLOSED_ORDER_MEMORY",
-        default_value = "1h",
+        default_value = "10m",
         value_parser = humantime::parse_duration,
     )]
     pub closed_order_memory: Duration,
+
+    /// At most this many such orders are remembered per SKU: every change of a SKU rewrites its
+    /// changelog record, which this bounds (about 50 bytes per order).
+    #[arg(
+        long,
+        env = "INVENTORY_CLOSED_ORDER_LIMIT",
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u16).range(1..),
+    )]
+    pub closed_order_limit: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        inventory: InventoryConfig,
+    }
+
+    #[test]
+    fn flags_have_defaults_and_are_validated() {
+        Cli::command().debug_assert();
+        let defaults = Cli::try_parse_from(["inventory"]).expect("defaults").inventory;
+        assert_eq!(defaults.low_stock_threshold, 10);
+        assert_eq!(defaults.order_retention, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(defaults.closed_order_memory, Duration::from_secs(600));
+        assert_eq!(defaults.closed_order_limit, 256);
+        for bad in [
+            ["inventory", "--low-stock-threshold", "-1"],
+            ["inventory", "--closed-order-limit", "0"],
+            ["inventory", "--order-retention", "soon"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
 }

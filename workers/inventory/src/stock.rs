@@ -21,10 +21,12 @@ pub struct SkuState {
     pub holds: BTreeMap<String, i32>,
     /// Units that left with shipments.
     pub shipped: i64,
-    /// Orders whose hold was released or shipped lately, with when (microseconds): a hold of
-    /// one of them is a replay of the order stage's history and must not take units again.
-    /// The runtime's dedup ring usually catches such a replay by event id, but it remembers
-    /// only the last few inputs of a key, and a busy SKU sees many.
+    /// Orders answered lately that hold nothing of the SKU (refused, released or shipped),
+    /// with when (microseconds since the epoch): a hold of one of them is a replay of the order
+    /// stage's history after a crash, and must not take units now: the order stage has already
+    /// acted on the first answer. The runtime's dedup ring usually catches such a replay by
+    /// event id, but it keeps only the last few inputs of a key, and a busy SKU sees many.
+    /// Bounded by `--closed-order-memory` and `--closed-order-limit`.
     pub closed: BTreeMap<String, i64>,
 }
 
@@ -40,8 +42,10 @@ impl SkuState {
 pub struct StockStage {
     /// Available units below which `LowStock` is announced.
     low_stock_threshold: i32,
-    /// How long a released or shipped order is remembered per SKU.
+    /// How long a closed order is remembered per SKU.
     closed_order_memory_micros: i64,
+    /// At most this many closed orders are remembered per SKU (the oldest go first).
+    closed_order_limit: usize,
 }
 
 impl StockStage {
@@ -51,6 +55,7 @@ impl StockStage {
             low_stock_threshold: config.low_stock_threshold,
             closed_order_memory_micros: i64::try_from(config.closed_order_memory.as_micros())
                 .unwrap_or(i64::MAX),
+            closed_order_limit: usize::from(config.closed_order_limit),
         }
     }
 
@@ -61,6 +66,17 @@ impl StockStage {
         let oldest = now.saturating_sub(self.closed_order_memory_micros);
         stock.closed.retain(|_, at| *at >= oldest);
         stock.closed.insert(order.to_owned(), now);
+        while stock.closed.len() > self.closed_order_limit {
+            let Some(first) = stock
+                .closed
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(order, _)| order.clone())
+            else {
+                break;
+            };
+            stock.closed.remove(&first);
+        }
     }
 
     /// Announces a fall below the threshold (once per crossing, not on every change below it).
@@ -130,7 +146,10 @@ impl StockStage {
                             .insert(command.order_id.clone(), command.quantity);
                         true
                     }
-                    None => false,
+                    None => {
+                        self.close(stock, &command.order_id, context);
+                        false
+                    }
                 };
                 context.emit(SkuHoldAnswered {
                     envelope: context.envelope_for::<SkuHoldAnswered>(""),
@@ -218,6 +237,7 @@ mod tests {
         StockStage {
             low_stock_threshold: 5,
             closed_order_memory_micros: 1_000,
+            closed_order_limit: 3,
         }
     }
 
@@ -351,6 +371,35 @@ mod tests {
         let stock = state.expect("state");
         assert_eq!((stock.available, stock.held(), stock.shipped), (8, 0, 2));
         balanced(&stock, 10);
+    }
+
+    #[test]
+    fn a_refused_order_stays_refused_when_its_hold_is_replayed_after_a_restock() {
+        let mut state = None;
+        ok(&restock(1, 2), &mut state);
+        assert_eq!(
+            answer(&ok(&command(2, "o1", SkuCommandKind::Hold, 3), &mut state)),
+            (false, 2)
+        );
+        ok(&restock(3, 10), &mut state);
+        // The order stage already rejected o1 on the first answer: a replayed hold takes nothing.
+        assert_eq!(
+            answer(&ok(&command(4, "o1", SkuCommandKind::Hold, 3), &mut state)),
+            (false, 12)
+        );
+        balanced(&state.expect("state"), 12);
+    }
+
+    #[test]
+    fn at_most_the_limit_of_closed_orders_is_remembered() {
+        let mut state = None;
+        for n in 0..6 {
+            ok(
+                &command(10 + n, &format!("o{n}"), SkuCommandKind::Release, 1),
+                &mut state,
+            );
+        }
+        assert_eq!(state.expect("state").closed.len(), 3);
     }
 
     #[test]
