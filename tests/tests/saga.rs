@@ -101,8 +101,11 @@ impl Saga {
             &format!("127.0.0.1:{port}"),
             "--topic-partitions",
             &PARTITIONS.to_string(),
+            // Long enough to ride out the local broker's pauses under this load (tansu on
+            // SQLite stalls for 10 s and more at times, and does not hand a member that timed
+            // out its partitions back); restarts take over at once anyway, by instance id.
             "--session-timeout",
-            "10s",
+            "60s",
             "--drain-deadline",
             "5s",
             "--commit-interval",
