@@ -155,6 +155,21 @@ struct Shared<S> {
     fatal: Mutex<Option<RuntimeError>>,
     /// The handler's timer of a state, to index timers after a restore.
     timer_of: TimerOf<S>,
+    /// How far each input partition has been handled: the Kafka timestamp (microseconds) of
+    /// the last record handled, and the consumer lag from the latest statistics. A timer due at
+    /// `T` fires only once every input partition of its key's partition is handled up to `T`
+    /// or has nothing left to read: a worker that falls behind (or comes back after an outage)
+    /// must not time out an order whose answers are waiting in its own backlog.
+    progress: Mutex<HashMap<(String, i32), Progress>>,
+}
+
+/// How far one input partition has been handled (see [`Shared::progress`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    /// Timestamp of the last record handled, in microseconds; `None` before the first.
+    last_handled: Option<i64>,
+    /// Records not yet consumed, from the last statistics; `None` before the first.
+    lag: Option<i64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -346,6 +361,11 @@ where
         Ok(())
     }
 
+    /// See [`handled_up_to`].
+    fn handled_up_to(&self, partition: i32, now: Timestamp) -> Timestamp {
+        handled_up_to(&self.config.inputs, &lock(&self.progress), partition, now)
+    }
+
     /// Exactly-once: sends the open batch's changelog records and commits the open transaction
     /// with the offsets the batch reached so far (the batch stays open, empty, for what follows).
     /// `Committed` without a call when no transaction is open, and always in at-least-once mode.
@@ -461,6 +481,17 @@ struct WorkerConsumerContext<S> {
 impl<S: Send + 'static> ClientContext for WorkerConsumerContext<S> {
     fn stats(&self, statistics: Statistics) {
         self.shared.telemetry.record_statistics(&statistics);
+        let mut progress = lock(&self.shared.progress);
+        for (topic, stats) in &statistics.topics {
+            for partition in stats.partitions.values() {
+                if partition.partition >= 0 && partition.consumer_lag >= 0 {
+                    progress
+                        .entry((topic.clone(), partition.partition))
+                        .or_default()
+                        .lag = Some(partition.consumer_lag);
+                }
+            }
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -630,6 +661,29 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
+/// The time up to which partition `partition` of every input topic is handled, capped at
+/// `now`: a partition with nothing left to read (lag 0 in the last statistics) does not hold
+/// timers back; one that is behind, or not yet known to be caught up, holds them at the
+/// timestamp of its last handled record (at the start of time before its first).
+fn handled_up_to(
+    inputs: &[String],
+    progress: &HashMap<(String, i32), Progress>,
+    partition: i32,
+    now: Timestamp,
+) -> Timestamp {
+    let mut reached = now.as_micros();
+    for input in inputs {
+        let state = progress
+            .get(&(input.clone(), partition))
+            .copied()
+            .unwrap_or_default();
+        if state.lag != Some(0) {
+            reached = reached.min(state.last_handled.unwrap_or(0));
+        }
+    }
+    Timestamp::from_micros(reached)
+}
+
 /// Stores `offsets` (next offsets to consume) for librdkafka to commit.
 fn store_offsets<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
@@ -733,6 +787,7 @@ impl<H: Handler> Engine<H> {
                 let handler = Arc::clone(&handler);
                 Arc::new(move |state: &H::State| handler.timer(state).map(|timer| timer.due))
             },
+            progress: Mutex::new(HashMap::new()),
             config,
         });
         let consumer: BaseConsumer<WorkerConsumerContext<H::State>> = shared
@@ -905,6 +960,12 @@ impl<H: Handler> Engine<H> {
             Err(rejection) => return self.dead_letter(message, seq, rejection),
         };
         let topic = message.topic();
+        if let Some(millis) = message.timestamp().to_millis() {
+            lock(&self.shared.progress)
+                .entry((topic.to_owned(), message.partition()))
+                .or_default()
+                .last_handled = Some(millis.saturating_mul(1000));
+        }
         let telemetry = &self.shared.telemetry;
         telemetry.consumed(topic, event.name());
         let wall = Timestamp::now();
@@ -1004,8 +1065,11 @@ impl<H: Handler> Engine<H> {
         let due: Vec<(i32, String)> = lock(&self.shared.stores)
             .iter()
             .flat_map(|(partition, store)| {
+                // A partition's timers wait while its inputs are handled only up to before
+                // `now`: the earliest due one among them may still get its answer.
+                let reached = self.shared.handled_up_to(*partition, now);
                 store
-                    .due_timers(now, TIMERS_PER_BATCH)
+                    .due_timers(reached, TIMERS_PER_BATCH)
                     .into_iter()
                     .map(|key| (*partition, key))
             })
@@ -1410,4 +1474,60 @@ fn owned_headers<'a>(headers: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>)
     headers.fold(OwnedHeaders::new(), |owned, (key, value)| {
         owned.insert(Header { key, value })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(
+        entries: &[(&str, i32, Option<i64>, Option<i64>)],
+    ) -> HashMap<(String, i32), Progress> {
+        entries
+            .iter()
+            .map(|(topic, partition, last_handled, lag)| {
+                (
+                    ((*topic).to_owned(), *partition),
+                    Progress {
+                        last_handled: *last_handled,
+                        lag: *lag,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn timers_wait_for_inputs_that_are_behind_and_not_for_idle_ones() {
+        let inputs = vec!["orders".to_owned(), "payments".to_owned()];
+        let now = Timestamp::from_micros(1_000);
+        // Both caught up: timers due by now fire.
+        let caught_up = progress(&[
+            ("orders", 0, Some(900), Some(0)),
+            ("payments", 0, None, Some(0)),
+        ]);
+        assert_eq!(handled_up_to(&inputs, &caught_up, 0, now), now);
+        // Payments behind, handled up to 400: nothing due after 400 fires yet.
+        let behind = progress(&[
+            ("orders", 0, Some(900), Some(0)),
+            ("payments", 0, Some(400), Some(12)),
+        ]);
+        assert_eq!(
+            handled_up_to(&inputs, &behind, 0, now),
+            Timestamp::from_micros(400)
+        );
+        // Nothing known about a partition yet (just assigned, no statistics): hold everything.
+        let unknown = progress(&[("orders", 0, Some(900), None)]);
+        assert_eq!(
+            handled_up_to(&inputs, &unknown, 0, now),
+            Timestamp::from_micros(0)
+        );
+        // Another partition's progress does not matter.
+        assert_eq!(
+            handled_up_to(&inputs, &behind, 1, now),
+            Timestamp::from_micros(0)
+        );
+        let other = progress(&[("orders", 1, None, Some(0)), ("payments", 1, None, Some(0))]);
+        assert_eq!(handled_up_to(&inputs, &other, 1, now), now);
+    }
 }
