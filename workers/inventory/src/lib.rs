@@ -109,7 +109,9 @@ mod tests {
     #[test]
     fn flags_have_defaults_and_are_validated() {
         Cli::command().debug_assert();
-        let defaults = Cli::try_parse_from(["inventory"]).expect("defaults").inventory;
+        let defaults = Cli::try_parse_from(["inventory"])
+            .expect("defaults")
+            .inventory;
         assert_eq!(defaults.low_stock_threshold, 10);
         assert_eq!(defaults.order_retention, Duration::from_secs(7 * 24 * 3600));
         assert_eq!(defaults.closed_order_memory, Duration::from_secs(600));
