@@ -65,7 +65,7 @@ pub struct Config {
 
     /// Partitions of topics the simulator creates when they are missing. The workers check that
     /// their inputs are co-partitioned: use the same count for them (WORKER_TOPIC_PARTITIONS).
-    #[arg(long, env = "WORKER_TOPIC_PARTITIONS", default_value_t = 3)]
+    #[arg(long, env = "WORKER_TOPIC_PARTITIONS", default_value_t = 6)]
     pub topic_partitions: i32,
 
     /// Replication factor of topics the simulator creates when they are missing.
@@ -509,7 +509,7 @@ mod tests {
     fn defaults_are_as_documented_and_valid() {
         let config = parse(&[]);
         assert_eq!(config.bootstrap_servers, "127.0.0.1:9092");
-        assert_eq!(config.topic_partitions, 3);
+        assert_eq!(config.topic_partitions, 6);
         assert!(config.create_topics);
         assert_eq!(config.seed, 1);
         assert_eq!(config.rate, 20.0);
