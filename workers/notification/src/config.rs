@@ -104,11 +104,26 @@ pub struct NotificationArgs {
         value_parser = humantime::parse_duration,
     )]
     pub contact_timeout: Duration,
+
+    /// How long an order is remembered once its shipment or cancellation message is settled;
+    /// until then late and replayed events about it send nothing. Must exceed the contact
+    /// timeout.
+    #[arg(
+        long,
+        env = "NOTIFICATION_ORDER_RETENTION",
+        default_value = "30d",
+        value_parser = humantime::parse_duration,
+    )]
+    pub order_retention: Duration,
 }
 
 /// Why the notification worker cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error(
+        "--order-retention (NOTIFICATION_ORDER_RETENTION) must exceed --contact-timeout (NOTIFICATION_CONTACT_TIMEOUT)"
+    )]
+    RetentionBelowContactTimeout,
     /// The webhook channel needs somewhere to post.
     #[error("--channel webhook needs --webhook-url (NOTIFICATION_WEBHOOK_URL)")]
     MissingWebhookUrl,
@@ -229,6 +244,9 @@ impl NotificationArgs {
         if self.contact_timeout.is_zero() {
             return Err(ConfigError::ZeroContactTimeout);
         }
+        if self.order_retention <= self.contact_timeout {
+            return Err(ConfigError::RetentionBelowContactTimeout);
+        }
         let templates = Templates::load(self.templates_dir.as_deref())?;
         let channel: Box<dyn Channel> = match self.channel {
             ChannelArg::Log => Box::new(LogChannel),
@@ -250,11 +268,10 @@ impl NotificationArgs {
             contact_timeout = %humantime::format_duration(self.contact_timeout),
             "notification settings"
         );
-        Ok(NotificationHandler::new(
-            templates,
-            channel,
-            self.contact_timeout,
-        ))
+        Ok(
+            NotificationHandler::new(templates, channel, self.contact_timeout)
+                .with_retention(self.order_retention),
+        )
     }
 
     /// The webhook URL without credentials, query or fragment, for logs.

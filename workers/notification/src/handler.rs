@@ -36,6 +36,8 @@ pub struct NotificationHandler {
     channel: Box<dyn Channel>,
     /// How long messages wait for the order's contact before they are given up.
     contact_timeout: Duration,
+    /// How long an order is remembered once its last message is settled.
+    retention: Duration,
 }
 
 /// Why a message was not delivered: the channel gave up, or it never got that far (no usable
@@ -47,6 +49,9 @@ struct NotDelivered {
     error: String,
 }
 
+/// How long a finished order is remembered unless configured otherwise.
+const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 impl NotificationHandler {
     /// A handler rendering with `templates`, delivering through `channel`, and giving up on a
     /// contact that has not arrived after `contact_timeout`.
@@ -55,6 +60,31 @@ impl NotificationHandler {
             templates,
             channel,
             contact_timeout,
+            retention: DEFAULT_RETENTION,
+        }
+    }
+
+    /// The same handler remembering a finished order for `retention` (default 30 days): the
+    /// state of an order is deleted that long after its shipment or cancellation message is
+    /// settled, so memory follows the orders of the period, not of all time.
+    #[must_use]
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Starts the retention period once the order's last message is settled.
+    fn schedule_forget(&self, state: &mut Option<OrderNotifications>, context: &Context<'_>) {
+        let Some(notifications) = state.as_mut() else {
+            return;
+        };
+        let finished = notifications.is_settled(NotificationKind::OrderShipped)
+            || notifications.is_settled(NotificationKind::OrderCancelled);
+        if finished && notifications.forget.is_none() {
+            notifications.forget = Some(crate::state::Deadline {
+                due: context.now().plus(self.retention),
+                cause: context.input().clone(),
+            });
         }
     }
 
@@ -266,6 +296,7 @@ impl Handler for NotificationHandler {
             Event::OrderPlaced(placed) => {
                 let notifications = state.get_or_insert_with(OrderNotifications::default);
                 self.on_order_placed(placed, notifications, context);
+                self.schedule_forget(state, context);
                 return Ok(());
             }
             Event::PaymentFailed(failed) => (
@@ -299,14 +330,19 @@ impl Handler for NotificationHandler {
         };
         let notifications = state.get_or_insert_with(OrderNotifications::default);
         self.on_notifiable(order_id, customer_id, details, notifications, context);
+        self.schedule_forget(state, context);
         Ok(())
     }
 
     fn timer(&self, state: &OrderNotifications) -> Option<Timer> {
-        state.deadline.as_ref().map(|deadline| Timer {
-            due: deadline.due,
-            cause: deadline.cause.clone(),
-        })
+        state
+            .deadline
+            .as_ref()
+            .or(state.forget.as_ref())
+            .map(|deadline| Timer {
+                due: deadline.due,
+                cause: deadline.cause.clone(),
+            })
     }
 
     /// The contact did not come in time: every waiting message is given up.
@@ -319,6 +355,13 @@ impl Handler for NotificationHandler {
         let Some(notifications) = state.as_mut() else {
             return Ok(());
         };
+        if notifications.deadline.is_none() {
+            // The retention of a finished order is over.
+            if notifications.forget.is_some() {
+                *state = None;
+            }
+            return Ok(());
+        }
         notifications.deadline = None;
         let waiting = std::mem::take(&mut notifications.pending);
         if let Some(order) = notifications.order.clone() {
@@ -702,7 +745,12 @@ mod tests {
         );
         let after = state.expect("state");
         assert!(after.pending.is_empty());
-        assert_eq!(handler.timer(&after), None, "the deadline is cleared");
+        assert_eq!(after.deadline, None, "the deadline is cleared");
+        // What is left is the finished order's retention.
+        assert_eq!(
+            handler.timer(&after).map(|timer| timer.due),
+            after.forget.as_ref().map(|forget| forget.due)
+        );
     }
 
     #[test]
@@ -838,6 +886,30 @@ mod tests {
         assert_eq!(failure.attempts, 0);
         assert_eq!(failure.error, "the customer has no usable e-mail address");
         assert!(channel.delivered().is_empty());
+    }
+
+    #[test]
+    fn a_finished_order_is_remembered_for_the_retention_then_forgotten() {
+        let (handler, _channel) = handler();
+        let handler = handler.with_retention(Duration::from_secs(3600));
+        let mut state = None;
+        handle(&handler, &placed(1), &mut state, 0);
+        assert!(
+            handler.timer(state.as_ref().expect("state")).is_none(),
+            "an order in progress is kept"
+        );
+        handle(&handler, &shipped(2), &mut state, 10);
+        let timer = handler
+            .timer(state.as_ref().expect("state"))
+            .expect("retention timer");
+        assert_eq!(
+            timer.due,
+            Timestamp::from_micros(START + 10).plus(Duration::from_secs(3600))
+        );
+        // Until then, replays send nothing.
+        assert!(handle(&handler, &shipped(3), &mut state, 20).is_empty());
+        assert!(fire(&handler, &mut state).is_empty());
+        assert!(state.is_none());
     }
 
     #[test]

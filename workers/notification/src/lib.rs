@@ -42,7 +42,9 @@
 //!
 //! Once the state change is durable the input is in the runtime's processed ledger and is not
 //! handled again, and the settled kind stops later duplicates (a second `ShipmentCreated`, a
-//! replayed topic) for good.
+//! replayed topic) for as long as the order is remembered: `--order-retention` (30 days by
+//! default) after its shipment or cancellation message, after which its state is deleted, so
+//! memory follows the orders of that period, not of all time.
 
 pub mod channel;
 pub mod config;

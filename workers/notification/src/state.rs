@@ -31,6 +31,9 @@ pub struct OrderNotifications {
     /// When the pending messages give up; set by the first of them, cleared when they are
     /// delivered or given up.
     pub deadline: Option<Deadline>,
+    /// When the order is forgotten: set once its last message (shipped or cancelled) is
+    /// settled, `--order-retention` later. Until then late and replayed events send nothing.
+    pub forget: Option<Deadline>,
 }
 
 impl OrderNotifications {
