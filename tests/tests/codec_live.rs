@@ -72,7 +72,7 @@ async fn every_event_type_is_registered_and_round_trips_through_the_broker() {
     create_topic(&topic, 3, &[]).await;
     let producer = producer();
     let events = one_event_of_each_type();
-    assert_eq!(events.len(), 16);
+    assert_eq!(events.len(), EVENT_TYPES.len());
     let mut buffer = Vec::new();
     for event in &events {
         writer.encode(event, &mut buffer).expect("encode");
