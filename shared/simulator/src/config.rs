@@ -109,6 +109,18 @@ pub struct Config {
     #[arg(long, env = "SIMULATOR_DURATION", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
 
+    /// How long to wait after the initial stock is delivered before the first order. Kafka
+    /// orders records within a partition, not across topics: inventory may read the first
+    /// orders' holds before the warehouse's initial stock if they come right after it, and
+    /// refuse them as out of stock.
+    #[arg(
+        long,
+        env = "SIMULATOR_STOCK_LEAD_TIME",
+        default_value = "5s",
+        value_parser = humantime::parse_duration
+    )]
+    pub stock_lead_time: Duration,
+
     /// How long to keep answering LowStock after the last order (0s: stop at once).
     #[arg(
         long,
@@ -473,6 +485,7 @@ mod tests {
             ("orders", "SIMULATOR_ORDERS"),
             ("duration", "SIMULATOR_DURATION"),
             ("linger", "SIMULATOR_LINGER"),
+            ("stock-lead-time", "SIMULATOR_STOCK_LEAD_TIME"),
             ("payment-failure-rate", "SIMULATOR_PAYMENT_FAILURE_RATE"),
             ("fraud-rate", "SIMULATOR_FRAUD_RATE"),
             ("out-of-stock-rate", "SIMULATOR_OUT_OF_STOCK_RATE"),

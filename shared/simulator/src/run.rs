@@ -149,7 +149,11 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<Summary
         }
     }
     deliveries.wait_all().await?;
-    tracing::info!(skus = stocked_skus, "initial stock delivered");
+    tracing::info!(skus = stocked_skus, lead_time = ?config.stock_lead_time, "initial stock delivered");
+    tokio::select! {
+        () = tokio::time::sleep(config.stock_lead_time) => {}
+        () = shutdown.cancelled() => {}
+    }
 
     let started = Instant::now();
     let started_at = Timestamp::now();
