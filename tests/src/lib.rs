@@ -9,6 +9,7 @@
 //! run in parallel and can be re-run against a long-lived cluster.
 
 pub mod counting;
+pub mod metrics_catalogue;
 pub mod process;
 
 use std::time::Duration;

@@ -31,6 +31,7 @@ use retail_codec::{Codec, RegistrationMode, registry_settings};
 use retail_events::fulfilment::CancellationReason;
 use retail_events::notification::NotificationKind;
 use retail_events::{Event, EventId, Topic};
+use retail_integration_tests::metrics_catalogue;
 use retail_integration_tests::process::{Process, free_port};
 use retail_integration_tests::{
     TIMEOUT, bootstrap_servers, consumer_on, schema_registry_url, unique_name,
@@ -123,6 +124,8 @@ struct Saga {
     notification_dir: PathBuf,
     log_dir: PathBuf,
     workers: Vec<Process>,
+    /// Compare what the workers export with the metrics catalogue at the end of the run.
+    check_metrics: bool,
     /// Declared last: dropped after the workers are killed.
     cluster: Cluster,
 }
@@ -153,6 +156,7 @@ impl Saga {
             notification_dir: base.join("notifications"),
             log_dir: base.join("logs"),
             workers: Vec::new(),
+            check_metrics: false,
         }
     }
 
@@ -639,6 +643,57 @@ fn check(
     );
 }
 
+/// Scrapes every running worker's `/metrics` and compares it with the metrics catalogue
+/// (`deploy/metrics.md`), and lints it with `promtool check metrics`.
+async fn check_metrics_catalogue(saga: &Saga) {
+    let markdown = std::fs::read_to_string(metrics_catalogue::path()).expect("deploy/metrics.md");
+    let rows = metrics_catalogue::parse(&markdown).expect("the catalogue parses");
+    let mut problems = Vec::new();
+    for process in &saga.workers {
+        let worker = process
+            .name
+            .rsplit_once('-')
+            .map_or(process.name.as_str(), |(worker, _instance)| worker);
+        let (status, body) = process
+            .get("/metrics")
+            .await
+            .unwrap_or_else(|| panic!("{} does not answer /metrics", process.name));
+        assert_eq!(status, 200, "{} /metrics", process.name);
+        let exported = metrics_catalogue::exported(&body).expect("a Prometheus exposition");
+        problems.extend(metrics_catalogue::compare_scrape(&rows, worker, &exported));
+        lint_exposition(&process.name, &body);
+    }
+    assert!(
+        problems.is_empty(),
+        "deploy/metrics.md disagrees with what the workers export: {problems:#?}"
+    );
+}
+
+/// `promtool check metrics` (Debian's prometheus package; tests/run installs it) on one scrape.
+fn lint_exposition(name: &str, exposition: &str) {
+    use std::io::Write as _;
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (tests/run installs Debian's prometheus package)");
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(exposition.as_bytes())
+        .expect("promtool reads the scrape");
+    let output = promtool.wait_with_output().expect("promtool runs");
+    assert!(
+        output.status.success(),
+        "promtool check metrics on {name}'s /metrics: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Runs the simulator to the end, then waits for the saga to finish every order.
 async fn run_and_check(saga: &mut Saga, seed: u64, during: impl AsyncFnOnce(&mut Saga)) {
     let orders = orders_per_run();
@@ -655,6 +710,9 @@ async fn run_and_check(saga: &mut Saga, seed: u64, during: impl AsyncFnOnce(&mut
             .expect("summary json");
     assert_eq!(summary.orders.len() as u64, orders);
     let observed = observe(saga, &summary, Duration::from_secs(600)).await;
+    if saga.check_metrics {
+        check_metrics_catalogue(saga).await;
+    }
     saga.stop();
     let stock = stock_state(saga).await;
     check(saga, &summary, &observed, &stock);
@@ -664,6 +722,9 @@ async fn run_and_check(saga: &mut Saga, seed: u64, during: impl AsyncFnOnce(&mut
 async fn a_seeded_run_ends_every_order_once_with_balanced_stock_and_one_notification_each() {
     let _serial = SERIAL.lock().await;
     let mut saga = Saga::new("saga-one");
+    // Every worker ran from the start through every kind of order: each exports all it always
+    // does.
+    saga.check_metrics = true;
     for worker in WORKERS {
         saga.start(worker, 0);
     }

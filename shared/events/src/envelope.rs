@@ -145,6 +145,14 @@ impl Timestamp {
                 .saturating_add(i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)),
         )
     }
+
+    /// This time minus `duration` (saturating at the start of representable time).
+    pub fn minus(self, duration: std::time::Duration) -> Self {
+        Self(
+            self.0
+                .saturating_sub(i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)),
+        )
+    }
 }
 
 /// Metadata carried by every event (`retail.common.Envelope`).

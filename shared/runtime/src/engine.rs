@@ -61,6 +61,8 @@ pub const EVENT_TYPE_HEADER: &str = "event_type";
 
 /// How often rings are pruned and deleted keys tombstoned.
 const EXPIRE_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the open-work gauges are refreshed.
+const OPEN_WORK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Most timers fired per batch (the rest fire in the next ones).
 const TIMERS_PER_BATCH: usize = 1_000;
@@ -155,6 +157,8 @@ struct Shared<S> {
     fatal: Mutex<Option<RuntimeError>>,
     /// The handler's timer of a state, to index timers after a restore.
     timer_of: TimerOf<S>,
+    /// Since when a state's work is open ([`Handler::open_since`]).
+    open_of: TimerOf<S>,
     /// How far each input partition has been handled: the Kafka timestamp (microseconds) of
     /// the last record handled, and the consumer lag from the latest statistics. A timer due at
     /// `T` fires only once every input partition of its key's partition is handled up to `T`
@@ -347,7 +351,10 @@ where
                 "state restored"
             );
             let mut store = store;
-            store.rebuild_timers(|state| (self.timer_of)(state));
+            store.rebuild_indexes(
+                |state| (self.timer_of)(state),
+                |state| (self.open_of)(state),
+            );
             stores.insert(partition, store);
         }
         // Ring entries below the committed offsets no longer need their outputs.
@@ -727,6 +734,8 @@ pub struct Engine<H: Handler> {
     rng: RefCell<StdRng>,
     /// When rings were last pruned.
     last_expire: Instant,
+    /// When the open-work gauges were last refreshed.
+    last_open_report: Instant,
 }
 
 impl<H: Handler> std::fmt::Debug for Engine<H> {
@@ -787,6 +796,10 @@ impl<H: Handler> Engine<H> {
                 let handler = Arc::clone(&handler);
                 Arc::new(move |state: &H::State| handler.timer(state).map(|timer| timer.due))
             },
+            open_of: {
+                let handler = Arc::clone(&handler);
+                Arc::new(move |state: &H::State| handler.open_since(state))
+            },
             progress: Mutex::new(HashMap::new()),
             config,
         });
@@ -810,6 +823,7 @@ impl<H: Handler> Engine<H> {
             shutdown,
             rng: RefCell::new(StdRng::from_os_rng()),
             last_expire: Instant::now(),
+            last_open_report: Instant::now(),
         })
     }
 
@@ -830,6 +844,9 @@ impl<H: Handler> Engine<H> {
             self.process_batch()?;
             if self.last_expire.elapsed() >= EXPIRE_INTERVAL {
                 self.expire()?;
+            }
+            if self.last_open_report.elapsed() >= OPEN_WORK_INTERVAL {
+                self.report_open_work();
             }
         }
         Ok(())
@@ -1033,9 +1050,13 @@ impl<H: Handler> Engine<H> {
                     let due = state
                         .as_ref()
                         .and_then(|state| (self.shared.timer_of)(state));
+                    let open = state
+                        .as_ref()
+                        .and_then(|state| (self.shared.open_of)(state));
                     let record = match lock(&self.shared.stores).get_mut(&partition) {
                         Some(store) => {
                             store.schedule(key, due);
+                            store.track_open(key, open);
                             store.apply(key, state, applied)
                         }
                         None => {
@@ -1117,9 +1138,11 @@ impl<H: Handler> Engine<H> {
             let due = next
                 .as_ref()
                 .and_then(|state| (self.shared.timer_of)(state));
+            let open = next.as_ref().and_then(|state| (self.shared.open_of)(state));
             let record = match lock(&self.shared.stores).get_mut(&partition) {
                 Some(store) => {
                     store.schedule(&key, due);
+                    store.track_open(&key, open);
                     store.set(&key, next, now)
                 }
                 None => continue,
@@ -1312,6 +1335,33 @@ impl<H: Handler> Engine<H> {
             .dead_lettered(topic, &dead_letter.error_class);
         self.done(message);
         Ok(())
+    }
+
+    /// Reports how many keys of the assigned partitions have open work and the age of the
+    /// oldest (zero when none).
+    fn report_open_work(&mut self) {
+        self.last_open_report = Instant::now();
+        if H::STORE.is_none() {
+            return;
+        }
+        let (count, oldest) = lock(&self.shared.stores).values().fold(
+            (0, None::<Timestamp>),
+            |(count, oldest), store| {
+                let (open, earliest) = store.open_work();
+                let oldest = match (oldest, earliest) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                (count + open, oldest)
+            },
+        );
+        let age = oldest.map_or(Duration::ZERO, |since| {
+            let micros = Timestamp::now()
+                .as_micros()
+                .saturating_sub(since.as_micros());
+            Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+        });
+        self.shared.telemetry.open_work(count, age);
     }
 
     /// Prunes rings, tombstones expired keys, and reports store sizes.

@@ -56,6 +56,24 @@ pub trait Handler: Send + Sync + 'static {
         None
     }
 
+    /// The handler's own metrics, recorded with the `metrics` macros beside the runtime's: the
+    /// runtime describes them (`# HELP` lines) and the metrics catalogue lists them.
+    fn metrics(&self) -> &'static [crate::telemetry::MetricInfo] {
+        &[]
+    }
+
+    /// Since when the work `state` tracks has been open, while it is unfinished: an order
+    /// waiting for its answers, a message waiting for its contact. `None` (the default) for
+    /// finished or untracked work.
+    ///
+    /// The runtime keeps these indexed like timers and reports how many keys are open and the
+    /// age of the oldest (`worker_open_items`, `worker_oldest_open_item_age_seconds`): work in
+    /// flight on a dashboard, and an alert when it gets stuck.
+    fn open_since(&self, state: &Self::State) -> Option<Timestamp> {
+        let _ = state;
+        None
+    }
+
     /// The timer of `key`'s state is due (the wall clock passed [`Timer::due`]). Same contract
     /// as [`Handler::handle`]: change the state, emit events. The context's input is
     /// [`Timer::cause`] and its clock is the due time, so a timer that fires again after a crash

@@ -23,6 +23,8 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::telemetry::Telemetry;
+
 /// The Prometheus text format's content type.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 /// How often histogram samples are folded into their buckets when nobody scrapes: without it a
@@ -150,10 +152,15 @@ pub enum HttpError {
 }
 
 /// What every request handler reads.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct AppState {
     metrics: PrometheusHandle,
     health: Health,
+    /// Records `worker_ready` at every scrape, labelled with the process's worker name.
+    telemetry: Telemetry,
+    /// The process metrics (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+    /// `process_start_time_seconds`, ...), read at every scrape.
+    process: Arc<metrics_process::Collector>,
 }
 
 /// Binds `addr` and serves until `shutdown` is cancelled; returns the bound address (useful with
@@ -166,6 +173,7 @@ pub async fn serve(
     addr: SocketAddr,
     metrics: PrometheusHandle,
     health: Health,
+    telemetry: Telemetry,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -174,9 +182,13 @@ pub async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|source| HttpError::LocalAddr { addr, source })?;
+    let process = metrics_process::Collector::default();
+    process.describe();
     let state = AppState {
         metrics: metrics.clone(),
         health,
+        telemetry,
+        process: Arc::new(process),
     };
     let task = tokio::spawn(async move {
         let upkeep = run_upkeep(metrics, shutdown.clone());
@@ -212,6 +224,8 @@ async fn run_upkeep(metrics: PrometheusHandle, shutdown: CancellationToken) {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    state.telemetry.ready(state.health.is_ready());
+    state.process.collect();
     (
         [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
         state.metrics.render(),
@@ -290,6 +304,7 @@ mod tests {
             "127.0.0.1:0".parse().expect("valid address"),
             handle,
             health,
+            Telemetry::new("test"),
             shutdown.clone(),
         )
         .await
@@ -402,7 +417,14 @@ mod tests {
             .expect("binds an ephemeral port");
         let addr = taken.local_addr().expect("has an address");
         let handle = PrometheusBuilder::new().build_recorder().handle();
-        let result = serve(addr, handle, Health::new(), CancellationToken::new()).await;
+        let result = serve(
+            addr,
+            handle,
+            Health::new(),
+            Telemetry::new("test"),
+            CancellationToken::new(),
+        )
+        .await;
         match result {
             Err(HttpError::Bind { addr: reported, .. }) => assert_eq!(reported, addr),
             other => panic!("expected a bind error, got {other:?}"),

@@ -113,6 +113,7 @@ impl Stage {
             name,
             start: Box::new(move |env: StageEnv| {
                 Box::pin(async move {
+                    telemetry::describe_metrics(handler.metrics());
                     let engine_config =
                         prepare_topics(&env.label, &env.group_id, &env.config, &handler).await?;
                     run_engine(
@@ -157,12 +158,14 @@ async fn start(
     tracing::info!(worker, config = %config.redacted(), "starting");
 
     let metrics = telemetry::install_prometheus()?;
+    Telemetry::new(worker).started(std::time::SystemTime::now());
     let health = Health::new();
     let http_shutdown = CancellationToken::new();
     let (_http_addr, http_server) = http::serve(
         config.http_addr,
         metrics,
         health.clone(),
+        Telemetry::new(worker),
         http_shutdown.clone(),
     )
     .await?;

@@ -131,10 +131,58 @@ pub struct PartitionStore<S> {
     committed: HashMap<u32, i64>,
     /// Ring bounds.
     policy: DedupPolicy,
-    /// Due timers: (due time in microseconds, key), earliest first.
-    timers: BTreeSet<(i64, String)>,
-    /// The due time indexed for each key with a timer.
-    due: HashMap<String, i64>,
+    /// Due timers, earliest first.
+    timers: TimeIndex,
+    /// Keys whose work is open (an order in flight), by the time it opened: the oldest tells
+    /// how long work has been stuck.
+    open: TimeIndex,
+}
+
+/// Keys indexed by a time, earliest first, with at most one time per key.
+#[derive(Debug, Default)]
+struct TimeIndex {
+    /// (time in microseconds, key), earliest first.
+    by_time: BTreeSet<(i64, String)>,
+    /// The time indexed for each key.
+    of_key: HashMap<String, i64>,
+}
+
+impl TimeIndex {
+    /// Indexes `key` at `time`, or removes it (`None`).
+    fn set(&mut self, key: &str, time: Option<Timestamp>) {
+        if let Some(previous) = self.of_key.remove(key) {
+            self.by_time.remove(&(previous, key.to_owned()));
+        }
+        if let Some(time) = time {
+            self.of_key.insert(key.to_owned(), time.as_micros());
+            self.by_time.insert((time.as_micros(), key.to_owned()));
+        }
+    }
+
+    fn clear(&mut self) {
+        self.by_time.clear();
+        self.of_key.clear();
+    }
+
+    /// Keys indexed at or before `now`, earliest first, at most `limit`.
+    fn up_to(&self, now: Timestamp, limit: usize) -> Vec<String> {
+        self.by_time
+            .iter()
+            .take_while(|(time, _)| *time <= now.as_micros())
+            .take(limit)
+            .map(|(_, key)| key.clone())
+            .collect()
+    }
+
+    fn earliest(&self) -> Option<Timestamp> {
+        self.by_time
+            .first()
+            .map(|(time, _)| Timestamp::from_micros(*time))
+    }
+
+    fn len(&self) -> usize {
+        self.by_time.len()
+    }
 }
 
 impl<S: Serialize + DeserializeOwned + Clone> PartitionStore<S> {
@@ -144,8 +192,8 @@ impl<S: Serialize + DeserializeOwned + Clone> PartitionStore<S> {
             entries: HashMap::new(),
             committed: HashMap::new(),
             policy,
-            timers: BTreeSet::new(),
-            due: HashMap::new(),
+            timers: TimeIndex::default(),
+            open: TimeIndex::default(),
         }
     }
 
@@ -229,41 +277,44 @@ impl<S: Serialize + DeserializeOwned + Clone> PartitionStore<S> {
 
     /// Indexes `key`'s timer at `due`, or removes it (`None`).
     pub fn schedule(&mut self, key: &str, due: Option<Timestamp>) {
-        if let Some(previous) = self.due.remove(key) {
-            self.timers.remove(&(previous, key.to_owned()));
-        }
-        if let Some(due) = due {
-            self.due.insert(key.to_owned(), due.as_micros());
-            self.timers.insert((due.as_micros(), key.to_owned()));
-        }
+        self.timers.set(key, due);
     }
 
-    /// Rebuilds the timer index from every key's state, with `timer` telling a state's due
-    /// time (after a restore).
-    pub fn rebuild_timers(&mut self, timer: impl Fn(&S) -> Option<Timestamp>) {
+    /// Indexes `key` as open since `since`, or as not open (`None`).
+    pub fn track_open(&mut self, key: &str, since: Option<Timestamp>) {
+        self.open.set(key, since);
+    }
+
+    /// Rebuilds the timer and open-work indexes from every key's state (after a restore):
+    /// `timer` tells a state's due time, `open_since` since when its work is open.
+    pub fn rebuild_indexes(
+        &mut self,
+        timer: impl Fn(&S) -> Option<Timestamp>,
+        open_since: impl Fn(&S) -> Option<Timestamp>,
+    ) {
         self.timers.clear();
-        self.due.clear();
+        self.open.clear();
         for (key, entry) in &self.entries {
-            if let Some(due) = entry.value.as_ref().and_then(&timer) {
-                self.due.insert(key.clone(), due.as_micros());
-                self.timers.insert((due.as_micros(), key.clone()));
+            if let Some(value) = entry.value.as_ref() {
+                self.timers.set(key, timer(value));
+                self.open.set(key, open_since(value));
             }
         }
     }
 
     /// Keys whose timer is due at `now`, earliest first, at most `limit`.
     pub fn due_timers(&self, now: Timestamp, limit: usize) -> Vec<String> {
-        self.timers
-            .iter()
-            .take_while(|(due, _)| *due <= now.as_micros())
-            .take(limit)
-            .map(|(_, key)| key.clone())
-            .collect()
+        self.timers.up_to(now, limit)
     }
 
     /// Number of timers indexed.
     pub fn timer_count(&self) -> usize {
         self.timers.len()
+    }
+
+    /// Number of keys whose work is open, and since when the oldest is.
+    pub fn open_work(&self) -> (usize, Option<Timestamp>) {
+        (self.open.len(), self.open.earliest())
     }
 
     /// Notes that offsets of `topic` below `next_offset` are committed: their ring entries may
@@ -412,7 +463,10 @@ mod tests {
         assert_eq!(restored.value("late"), Some(&301));
         assert_eq!(restored.seen("late", id(1)), Seen::Duplicate);
         // The state says when: here, the value is the due time.
-        restored.rebuild_timers(|value| Some(Timestamp::from_micros(i64::from(*value))));
+        restored.rebuild_indexes(
+            |value| Some(Timestamp::from_micros(i64::from(*value))),
+            |_| None,
+        );
         assert_eq!(
             restored.due_timers(Timestamp::from_micros(301), 10),
             ["late"]
@@ -474,6 +528,34 @@ mod tests {
         assert_eq!(store.seen("k", id(0)), Seen::New(Some(9)));
         assert_eq!(store.seen("k", id(3)), Seen::New(Some(9)));
         assert!((4..7).all(|n| store.seen("k", id(n)) == Seen::Duplicate));
+    }
+
+    #[test]
+    fn open_work_counts_open_keys_and_knows_the_oldest_also_after_a_restore() {
+        let mut store = store();
+        assert_eq!(store.open_work(), (0, None));
+        let first = store.apply("a", Some(50), applied(1, 10, 0));
+        store.track_open("a", Some(Timestamp::from_micros(50)));
+        let second = store.apply("b", Some(20), applied(2, 11, 0));
+        store.track_open("b", Some(Timestamp::from_micros(20)));
+        assert_eq!(store.open_work(), (2, Some(Timestamp::from_micros(20))));
+        // "b" finishes: "a" is the oldest left.
+        store.track_open("b", None);
+        assert_eq!(store.open_work(), (1, Some(Timestamp::from_micros(50))));
+
+        let mut restored: PartitionStore<u32> = PartitionStore::new(DedupPolicy::default());
+        for record in [&first, &second] {
+            restored
+                .restore_record(&record.key, record.value.as_deref())
+                .expect("decodes");
+        }
+        // Here a state is open since its value, unless it is above 40.
+        restored.rebuild_indexes(
+            |_| None,
+            |value| (*value <= 40).then(|| Timestamp::from_micros(i64::from(*value))),
+        );
+        assert_eq!(restored.open_work(), (1, Some(Timestamp::from_micros(20))));
+        assert_eq!(restored.timer_count(), 0);
     }
 
     #[test]

@@ -61,10 +61,17 @@ const IN_FLIGHT_RECORDS: &str = "worker_in_flight_records";
 const CONSUMER_LAG: &str = "worker_consumer_lag_records";
 const FATAL_ERRORS: &str = "worker_fatal_errors_total";
 const TIMERS_FIRED: &str = "worker_timers_fired_total";
+const OPEN_ITEMS: &str = "worker_open_items";
+const OLDEST_OPEN_ITEM_AGE: &str = "worker_oldest_open_item_age_seconds";
+const READY: &str = "worker_ready";
+const START_TIME: &str = "worker_start_time_seconds";
 
-const COUNTER: &str = "counter";
-const GAUGE: &str = "gauge";
-const HISTOGRAM: &str = "histogram";
+/// [`MetricInfo::kind`] of a counter.
+pub const COUNTER: &str = "counter";
+/// [`MetricInfo::kind`] of a gauge.
+pub const GAUGE: &str = "gauge";
+/// [`MetricInfo::kind`] of a histogram.
+pub const HISTOGRAM: &str = "histogram";
 
 /// Every metric name with its type, labels and meaning, for the docs and the metrics-catalogue
 /// test.
@@ -176,6 +183,30 @@ pub const METRICS: &[MetricInfo] = &[
         kind: COUNTER,
         labels: &["worker", "outcome"],
         description: "State timers fired (deadlines, pick-and-pack times, retention) by outcome (ok, error). Errors: the handler failed on a timer, which is tried again a second later.",
+    },
+    MetricInfo {
+        name: OPEN_ITEMS,
+        kind: GAUGE,
+        labels: &["worker"],
+        description: "Keys of the assigned partitions whose work is open (fulfilment: orders waiting for their answers or being packed; notification: orders whose messages wait for the order's contact). The saga's work in flight.",
+    },
+    MetricInfo {
+        name: OLDEST_OPEN_ITEM_AGE,
+        kind: GAUGE,
+        labels: &["worker"],
+        description: "Age of the oldest open key of the assigned partitions, from the event time its work opened; 0 when nothing is open. Growing steadily: work is stuck (a missing answer, a stalled upstream).",
+    },
+    MetricInfo {
+        name: START_TIME,
+        kind: GAUGE,
+        labels: &["worker"],
+        description: "When the process started, in seconds since the Unix epoch (per process, worker label without a stage). `changes(...)` over a window counts restarts: a crash loop.",
+    },
+    MetricInfo {
+        name: READY,
+        kind: GAUGE,
+        labels: &["worker"],
+        description: "1 while the process is ready (every stage's partitions restored and processing, registry reachable, not draining), else 0; the same as /readyz, per process (worker label without a stage).",
     },
     MetricInfo {
         name: FATAL_ERRORS,
@@ -331,6 +362,27 @@ impl Telemetry {
         metrics::counter!(TIMERS_FIRED, self.labels(&[("outcome", outcome)])).increment(1);
     }
 
+    /// Keys with open work in the assigned partitions, and the age of the oldest.
+    pub fn open_work(&self, count: usize, oldest_age: Duration) {
+        metrics::gauge!(OPEN_ITEMS, self.labels(&[])).set(count as f64);
+        metrics::gauge!(OLDEST_OPEN_ITEM_AGE, self.labels(&[])).set(oldest_age.as_secs_f64());
+    }
+
+    /// The process started at `at`.
+    pub fn started(&self, at: std::time::SystemTime) {
+        let seconds = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        metrics::gauge!(START_TIME, self.labels(&[])).set(seconds);
+    }
+
+    /// Whether the process is ready (set by the HTTP listener at every scrape, from the same
+    /// flags as `/readyz`).
+    pub fn ready(&self, ready: bool) {
+        metrics::gauge!(READY, self.labels(&[])).set(if ready { 1.0 } else { 0.0 });
+    }
+
     /// One rebalance event; `kind` is `assign`, `revoke` or `error`.
     pub fn rebalance(&self, kind: &str) {
         metrics::counter!(REBALANCES, self.labels(&[("kind", kind)])).increment(1);
@@ -443,10 +495,16 @@ impl Telemetry {
     }
 }
 
-/// Registers every metric's unit and description with the current recorder, so `/metrics`
-/// carries `# HELP` lines. Describing twice is harmless.
+/// Registers every runtime metric's unit and description with the current recorder, so
+/// `/metrics` carries `# HELP` lines. Describing twice is harmless.
 fn describe() {
-    for metric in METRICS {
+    describe_metrics(METRICS);
+}
+
+/// Registers `metrics`' units and descriptions with the current recorder: a worker calls it at
+/// start-up for its own (domain) metrics, listed like the runtime's [`METRICS`].
+pub fn describe_metrics(metrics: &[MetricInfo]) {
+    for metric in metrics {
         let unit = unit_of(metric.name);
         match metric.kind {
             COUNTER => metrics::describe_counter!(metric.name, unit, metric.description),
@@ -509,6 +567,9 @@ mod tests {
         telemetry.in_flight(12);
         telemetry.consumer_lag("orders", 2, 5);
         telemetry.timer_fired("ok");
+        telemetry.open_work(4, ms(90_000));
+        telemetry.ready(true);
+        telemetry.started(std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
         telemetry.fatal("fenced");
     }
 
@@ -607,6 +668,19 @@ mod tests {
                 |t| t.consumer_lag("orders", 4, 99),
                 r#"worker_consumer_lag_records{worker="inventory",topic="orders",partition="4"} 99"#,
             ),
+            (
+                |t| t.open_work(4, Duration::from_secs(90)),
+                r#"worker_oldest_open_item_age_seconds{worker="inventory"} 90"#,
+            ),
+            (
+                |t| t.open_work(4, Duration::from_secs(90)),
+                r#"worker_open_items{worker="inventory"} 4"#,
+            ),
+            (
+                |t| t.started(std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+                r#"worker_start_time_seconds{worker="inventory"} 1700000000"#,
+            ),
+            (|t| t.ready(false), r#"worker_ready{worker="inventory"} 0"#),
             (
                 |t| t.timer_fired("ok"),
                 r#"worker_timers_fired_total{worker="inventory",outcome="ok"} 1"#,

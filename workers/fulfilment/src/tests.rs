@@ -401,3 +401,58 @@ fn settings_are_checked() {
         Some(ConfigError::EmptyWarehouse)
     );
 }
+
+#[test]
+fn an_order_is_open_from_its_first_event_until_packed_or_cancelled() {
+    let open = |state: &Option<OrderState>| handler().open_since(state.as_ref().expect("state"));
+    let at = |seconds: i64| Some(Timestamp::from_micros(seconds * SECOND));
+
+    let mut state = None;
+    handle_at(&reserved(), &mut state, 10);
+    assert_eq!(open(&state), at(10), "open from the first event about it");
+    handle_at(&placed(), &mut state, 11);
+    handle_at(&authorized(), &mut state, 12);
+    assert_eq!(open(&state), at(10), "answers do not move it");
+    handle_at(&cleared(), &mut state, 13);
+    assert_eq!(
+        open(&state),
+        at(13),
+        "packing: from the start of fulfilment"
+    );
+    fire(&mut state);
+    assert_eq!(open(&state), None, "packed: finished");
+
+    let mut cancelled = None;
+    handle_at(&placed(), &mut cancelled, 20);
+    handle_at(&payment_failed(), &mut cancelled, 21);
+    assert_eq!(open(&cancelled), None, "cancelled: finished");
+}
+
+#[test]
+fn cancellations_are_counted_by_reason() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    metrics::with_local_recorder(&recorder, || {
+        for (n, negative) in [payment_failed(), rejected(), flagged()].iter().enumerate() {
+            let mut state = None;
+            handle_at(&placed(), &mut state, 10 * n as i64);
+            handle_at(negative, &mut state, 10 * n as i64 + 1);
+        }
+        let mut waiting = None;
+        handle_at(&placed(), &mut waiting, 40);
+        fire(&mut waiting);
+    });
+    let rendered = recorder.handle().render();
+    for reason in [
+        "PAYMENT_FAILED",
+        "OUT_OF_STOCK",
+        "FRAUD_SUSPECTED",
+        "TIMEOUT",
+    ] {
+        assert!(
+            rendered.contains(&format!(
+                "fulfilment_orders_cancelled_total{{reason=\"{reason}\"}} 1"
+            )),
+            "{reason} in {rendered}"
+        );
+    }
+}

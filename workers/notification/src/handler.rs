@@ -22,10 +22,34 @@ use retail_events::storefront::OrderPlaced;
 use retail_events::{Event, Timestamp, Topic};
 use retail_runtime::{Context, Handler, HandlerError, Timer};
 
+use retail_events::notification::NotificationChannel;
+use retail_runtime::telemetry::{HISTOGRAM, MetricInfo};
+
 use crate::channel::Channel;
 use crate::message::{Message, Recipient, kind_name, notification_id};
 use crate::state::{Deadline, Details, OrderNotifications, Outcome, Pending, PlacedOrder};
 use crate::templates::{Templates, View};
+
+/// Time one delivery took through the channel, retries included, by channel and outcome.
+const DELIVERY_DURATION: &str = "notification_delivery_duration_seconds";
+
+/// The notification worker's own metrics, beside the runtime's.
+pub const METRICS: &[MetricInfo] = &[MetricInfo {
+    name: DELIVERY_DURATION,
+    kind: HISTOGRAM,
+    labels: &["channel", "outcome"],
+    description: "Time one message took to deliver through its channel (webhook retries and back-off included), by channel (log, file, webhook) and outcome (sent, failed). Slow or failing webhook deliveries hold up the worker's partition.",
+}];
+
+/// The `channel` label: the Avro enum symbol in lower case.
+fn channel_label(channel: NotificationChannel) -> &'static str {
+    match channel {
+        NotificationChannel::Unknown => "unknown",
+        NotificationChannel::Log => "log",
+        NotificationChannel::File => "file",
+        NotificationChannel::Webhook => "webhook",
+    }
+}
 
 /// The notification handler.
 #[derive(Debug)]
@@ -167,7 +191,14 @@ impl NotificationHandler {
         let outcome = self
             .message(order_id, &id, order, details)
             .and_then(|message| {
+                let started = std::time::Instant::now();
                 let delivery = self.channel.deliver(&message);
+                metrics::histogram!(
+                    DELIVERY_DURATION,
+                    "channel" => channel_label(self.channel.kind()),
+                    "outcome" => if delivery.result.is_ok() { "sent" } else { "failed" },
+                )
+                .record(started.elapsed().as_secs_f64());
                 match delivery.result {
                     Ok(()) => Ok(delivery.attempts),
                     Err(error) => Err(NotDelivered {
@@ -332,6 +363,19 @@ impl Handler for NotificationHandler {
         self.on_notifiable(order_id, customer_id, details, notifications, context);
         self.schedule_forget(state, context);
         Ok(())
+    }
+
+    /// Open while messages wait for the order's contact: since the first of them arrived.
+    fn metrics(&self) -> &'static [MetricInfo] {
+        METRICS
+    }
+
+    fn open_since(&self, state: &OrderNotifications) -> Option<Timestamp> {
+        state
+            .deadline
+            .as_ref()
+            .filter(|_| !state.pending.is_empty())
+            .map(|deadline| deadline.due.minus(self.contact_timeout))
     }
 
     fn timer(&self, state: &OrderNotifications) -> Option<Timer> {
@@ -725,6 +769,11 @@ mod tests {
                 "ten minutes after the first waiting event"
             );
             assert_eq!(timer.cause, *first.envelope());
+            assert_eq!(
+                handler.open_since(waiting),
+                Some(Timestamp::from_micros(START)),
+                "open since the first waiting event"
+            );
         }
 
         let outputs = handle(&handler, &placed(1), &mut state, 5_000);
@@ -746,6 +795,7 @@ mod tests {
         let after = state.expect("state");
         assert!(after.pending.is_empty());
         assert_eq!(after.deadline, None, "the deadline is cleared");
+        assert_eq!(handler.open_since(&after), None, "nothing waits any more");
         // What is left is the finished order's retention.
         assert_eq!(
             handler.timer(&after).map(|timer| timer.due),
