@@ -67,11 +67,11 @@ topics! {
     InventoryReservations = "inventory.reservations.v1", key OrderId, owner "inventory";
     /// Stock-level alerts from inventory.
     InventoryStockLevels = "inventory.stock-levels.v1", key Sku, owner "inventory";
-    /// Fraud verdicts.
     /// Internal to inventory: hold, release and ship commands, keyed by SKU.
     InventorySkuCommands = "inventory.sku-commands.v1", key Sku, owner "inventory";
     /// Internal to inventory: answers to holds, keyed by order id.
     InventorySkuHolds = "inventory.sku-holds.v1", key OrderId, owner "inventory";
+    /// Fraud verdicts.
     FraudChecks = "fraud.checks.v1", key OrderId, owner "fraud";
     /// Internal to fraud: orders keyed by customer id.
     FraudCustomerOrders = "fraud.customer-orders.v1", key CustomerId, owner "fraud";

@@ -283,23 +283,27 @@ async fn prepare_topics<H: Handler>(
         .into_iter()
         .map(|topic| names.of(topic))
         .collect();
-    let mut owned: Vec<String> = handler
+    let outputs: Vec<String> = handler
         .outputs()
         .into_iter()
         .map(|topic| names.of(topic))
         .collect();
-    owned.push(names.dead_letter());
     let admin = config.admin_config();
 
     if config.create_topics {
+        let spec = |name: &String, configs: &[(&'static str, &'static str)]| TopicSpec {
+            name: name.clone(),
+            partitions: config.topic_partitions,
+            configs: configs.to_vec(),
+        };
         let specs: Vec<TopicSpec> = inputs
             .iter()
-            .chain(&owned)
-            .map(|name| TopicSpec {
-                name: name.clone(),
-                partitions: config.topic_partitions,
-                configs: Vec::new(),
-            })
+            .chain(&outputs)
+            .map(|name| spec(name, topics::EVENT_TOPIC_CONFIGS))
+            .chain([spec(
+                &names.dead_letter(),
+                topics::DEAD_LETTER_TOPIC_CONFIGS,
+            )])
             .collect();
         topics::create_missing(&admin, &specs, config.topic_replication, STARTUP_TIMEOUT).await?;
     }
@@ -321,7 +325,7 @@ async fn prepare_topics<H: Handler>(
                 let spec = TopicSpec {
                     name: changelog.clone(),
                     partitions,
-                    configs: vec![("cleanup.policy", "compact")],
+                    configs: topics::CHANGELOG_TOPIC_CONFIGS.to_vec(),
                 };
                 topics::create_missing(&admin, &[spec], config.topic_replication, STARTUP_TIMEOUT)
                     .await?;

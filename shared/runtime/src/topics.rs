@@ -59,6 +59,19 @@ impl TopicNames {
     }
 }
 
+/// Topic configs of a catalogue (event) topic the runtime creates: none, so the cluster's
+/// defaults apply (on Apache Kafka `cleanup.policy=delete` and `retention.ms` from
+/// `log.retention.*`, 7 days unless changed). `schemas/asyncapi.yaml` documents these configs
+/// and a test keeps the two in step.
+pub const EVENT_TOPIC_CONFIGS: &[(&str, &str)] = &[];
+
+/// Topic configs of a dead-letter topic the runtime creates: none, the cluster's defaults.
+pub const DEAD_LETTER_TOPIC_CONFIGS: &[(&str, &str)] = &[];
+
+/// Topic configs of a changelog topic the runtime creates: compacted, so the latest state of
+/// every key is kept for as long as the key lives (deleted keys are tombstoned).
+pub const CHANGELOG_TOPIC_CONFIGS: &[(&str, &str)] = &[("cleanup.policy", "compact")];
+
 /// A topic to create if it is missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicSpec {

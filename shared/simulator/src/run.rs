@@ -113,7 +113,7 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<Summary
         .map(|name| TopicSpec {
             name: topic(name),
             partitions: config.topic_partitions,
-            configs: Vec::new(),
+            configs: topics::EVENT_TOPIC_CONFIGS.to_vec(),
         })
         .collect();
         topics::create_missing(
