@@ -164,7 +164,11 @@ fn topics_create_is_idempotent_and_reports_a_partition_mismatch() {
     }
     let second = succeeded(&retailctl(&["topics", "create"], &env));
     assert!(!second.contains("created"), "{second}");
-    assert_eq!(second.matches("exists").count(), Topic::ALL.len(), "{second}");
+    assert_eq!(
+        second.matches("exists").count(),
+        Topic::ALL.len(),
+        "{second}"
+    );
 
     let mismatch = retailctl(
         &["topics", "create", "--topic-partitions", "3"],
@@ -172,11 +176,16 @@ fn topics_create_is_idempotent_and_reports_a_partition_mismatch() {
     );
     let message = failed(&mismatch);
     assert!(
-        message.contains("partition counts differ from --topic-partitions (WORKER_TOPIC_PARTITIONS) 3")
-            && message.contains(&format!("{prefix}storefront.orders.v1: 2")),
+        message.contains(
+            "partition counts differ from --topic-partitions (WORKER_TOPIC_PARTITIONS) 3"
+        ) && message.contains(&format!("{prefix}storefront.orders.v1: 2")),
         "{message}"
     );
-    assert!(stdout(&mismatch).contains("MISMATCH"), "{}", stdout(&mismatch));
+    assert!(
+        stdout(&mismatch).contains("MISMATCH"),
+        "{}",
+        stdout(&mismatch)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,7 +196,10 @@ async fn schemas_register_then_check_passes_and_an_incompatible_change_fails() {
     let subject = "storefront.orders.v1-retail.storefront.OrderPlaced";
 
     let before = tokio::task::block_in_place(|| succeeded(&retailctl(&["schemas", "check"], &env)));
-    assert!(before.contains(&format!("new           {subject}")), "{before}");
+    assert!(
+        before.contains(&format!("new           {subject}")),
+        "{before}"
+    );
 
     let registered =
         tokio::task::block_in_place(|| succeeded(&retailctl(&["schemas", "register"], &env)));
@@ -233,15 +245,19 @@ async fn schemas_register_then_check_passes_and_an_incompatible_change_fails() {
         "{message}"
     );
     let report = stdout(&incompatible);
-    assert!(report.contains(&format!("INCOMPATIBLE  {subject}")), "{report}");
+    assert!(
+        report.contains(&format!("INCOMPATIBLE  {subject}")),
+        "{report}"
+    );
     assert!(
         report.contains("compatible    fulfilment.orders.v1-retail.fulfilment.OrderPacked"),
         "{report}"
     );
 
     // Registering it is refused too, naming the subject.
-    let refused =
-        tokio::task::block_in_place(|| retailctl(&["schemas", "register", "--dir", &dir_arg], &env));
+    let refused = tokio::task::block_in_place(|| {
+        retailctl(&["schemas", "register", "--dir", &dir_arg], &env)
+    });
     assert!(failed(&refused).contains(subject), "{}", stderr(&refused));
 
     std::fs::remove_dir_all(&dir).expect("cleanup");
@@ -269,7 +285,8 @@ async fn tail_decodes_events_and_reports_undecodable_records() {
     let order_id = unique_name("order");
     let mut placed: OrderPlaced = arbitrary();
     placed.order_id = order_id.clone();
-    placed.envelope = envelope::<OrderPlaced>(&order_id, EventId::random(), None, 1_000, "storefront");
+    placed.envelope =
+        envelope::<OrderPlaced>(&order_id, EventId::random(), None, 1_000, "storefront");
     let payload = codec.encode_to_vec(&placed.clone().into()).expect("encode");
     producer()
         .send(
@@ -292,9 +309,8 @@ async fn tail_decodes_events_and_reports_undecodable_records() {
         .await
         .expect("delivered");
 
-    let output = tokio::task::block_in_place(|| {
-        retailctl(&["tail", &topic, "--from-beginning"], &[])
-    });
+    let output =
+        tokio::task::block_in_place(|| retailctl(&["tail", &topic, "--from-beginning"], &[]));
     let lines: Vec<Json> = succeeded(&output)
         .lines()
         .map(|line| serde_json::from_str(line).expect("a JSON line"))
@@ -328,9 +344,8 @@ async fn tail_decodes_events_and_reports_undecodable_records() {
     assert!(failed(&usage).contains("--follow"), "{}", stderr(&usage));
 
     let missing = unique_name("ops-no-such-topic");
-    let output = tokio::task::block_in_place(|| {
-        retailctl(&["tail", &missing, "--from-beginning"], &[])
-    });
+    let output =
+        tokio::task::block_in_place(|| retailctl(&["tail", &missing, "--from-beginning"], &[]));
     let message = failed(&output);
     assert!(
         message.contains(&format!("topic {missing} does not exist")),
@@ -359,33 +374,71 @@ async fn timeline_lists_an_orders_events_in_causal_order_with_latencies() {
     placed.envelope = envelope::<OrderPlaced>(&order_id, placed_id, None, t0 - 5, "storefront");
     let mut reserved: StockReserved = arbitrary();
     reserved.order_id = order_id.clone();
-    reserved.envelope = envelope::<StockReserved>(&order_id, reserved_id, Some(placed_id), t0, "inventory");
+    reserved.envelope =
+        envelope::<StockReserved>(&order_id, reserved_id, Some(placed_id), t0, "inventory");
     let mut payment: PaymentAuthorized = arbitrary();
     payment.order_id = order_id.clone();
-    payment.envelope = envelope::<PaymentAuthorized>(&order_id, payment_id, None, t0 + 250, "payments");
+    payment.envelope =
+        envelope::<PaymentAuthorized>(&order_id, payment_id, None, t0 + 250, "payments");
     // Fulfilment's clock is behind: its event claims an earlier time than its cause.
     let mut started: FulfilmentStarted = arbitrary();
     started.order_id = order_id.clone();
-    started.envelope = envelope::<FulfilmentStarted>(&order_id, started_id, Some(payment_id), t0 + 100, "fulfilment");
+    started.envelope = envelope::<FulfilmentStarted>(
+        &order_id,
+        started_id,
+        Some(payment_id),
+        t0 + 100,
+        "fulfilment",
+    );
     let mut shipped: ShipmentCreated = arbitrary();
     shipped.order_id = order_id.clone();
-    shipped.envelope = envelope::<ShipmentCreated>(&order_id, shipped_id, Some(started_id), t0 + 450, "shipping");
+    shipped.envelope = envelope::<ShipmentCreated>(
+        &order_id,
+        shipped_id,
+        Some(started_id),
+        t0 + 450,
+        "shipping",
+    );
     // Another order on the same topics, which the timeline must leave out.
     let mut other: OrderPlaced = arbitrary();
     other.order_id = unique_name("other-order");
-    other.envelope = envelope::<OrderPlaced>(&other.order_id, EventId::random(), None, t0, "storefront");
+    other.envelope =
+        envelope::<OrderPlaced>(&other.order_id, EventId::random(), None, t0, "storefront");
 
     // Produced out of order; record timestamps are the write times the latencies use.
-    produce(&codec, &topic(Topic::ShippingShipments), &shipped.into(), t0 + 1_000).await;
-    produce(&codec, &topic(Topic::FulfilmentOrders), &started.into(), t0 + 450).await;
+    produce(
+        &codec,
+        &topic(Topic::ShippingShipments),
+        &shipped.into(),
+        t0 + 1_000,
+    )
+    .await;
+    produce(
+        &codec,
+        &topic(Topic::FulfilmentOrders),
+        &started.into(),
+        t0 + 450,
+    )
+    .await;
     produce(&codec, &topic(Topic::Payments), &payment.into(), t0 + 300).await;
-    produce(&codec, &topic(Topic::InventoryReservations), &reserved.into(), t0 + 120).await;
+    produce(
+        &codec,
+        &topic(Topic::InventoryReservations),
+        &reserved.into(),
+        t0 + 120,
+    )
+    .await;
     produce(&codec, &topic(Topic::StorefrontOrders), &placed.into(), t0).await;
-    produce(&codec, &topic(Topic::StorefrontOrders), &other.into(), t0 + 5).await;
+    produce(
+        &codec,
+        &topic(Topic::StorefrontOrders),
+        &other.into(),
+        t0 + 5,
+    )
+    .await;
 
-    let output = tokio::task::block_in_place(|| {
-        retailctl(&["timeline", &order_id, "--json"], &env)
-    });
+    let output =
+        tokio::task::block_in_place(|| retailctl(&["timeline", &order_id, "--json"], &env));
     let timeline: Json = serde_json::from_str(&succeeded(&output)).expect("JSON");
     let events = timeline["events"].as_array().expect("events");
     let types: Vec<&str> = events
@@ -394,16 +447,29 @@ async fn timeline_lists_an_orders_events_in_causal_order_with_latencies() {
         .collect();
     assert_eq!(
         types,
-        ["OrderPlaced", "StockReserved", "PaymentAuthorized", "FulfilmentStarted", "ShipmentCreated"]
+        [
+            "OrderPlaced",
+            "StockReserved",
+            "PaymentAuthorized",
+            "FulfilmentStarted",
+            "ShipmentCreated"
+        ]
     );
-    let field = |name: &str| -> Vec<Json> { events.iter().map(|event| event[name].clone()).collect() };
+    let field =
+        |name: &str| -> Vec<Json> { events.iter().map(|event| event[name].clone()).collect() };
     assert_eq!(
         field("since_placed_us"),
         [0, 120_000, 300_000, 450_000, 1_000_000].map(Json::from)
     );
     assert_eq!(
         field("since_previous_us"),
-        [Json::Null, 120_000.into(), 180_000.into(), 150_000.into(), 550_000.into()]
+        [
+            Json::Null,
+            120_000.into(),
+            180_000.into(),
+            150_000.into(),
+            550_000.into()
+        ]
     );
     assert_eq!(
         field("cause_step"),
@@ -411,14 +477,19 @@ async fn timeline_lists_an_orders_events_in_causal_order_with_latencies() {
     );
     assert_eq!(events[0]["topic"], topic(Topic::StorefrontOrders).as_str());
 
-    let table = tokio::task::block_in_place(|| {
-        succeeded(&retailctl(&["timeline", &order_id], &env))
-    });
+    let table =
+        tokio::task::block_in_place(|| succeeded(&retailctl(&["timeline", &order_id], &env)));
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines[0], format!("order {order_id}: 5 events"));
-    assert!(lines[2].contains("OrderPlaced") && lines[2].contains("+0us"), "{table}");
     assert!(
-        lines[6].contains("ShipmentCreated") && lines[6].contains("+1.00s") && lines[6].contains("+550.0ms") && lines[6].contains("#4"),
+        lines[2].contains("OrderPlaced") && lines[2].contains("+0us"),
+        "{table}"
+    );
+    assert!(
+        lines[6].contains("ShipmentCreated")
+            && lines[6].contains("+1.00s")
+            && lines[6].contains("+550.0ms")
+            && lines[6].contains("#4"),
         "{table}"
     );
 
@@ -433,7 +504,10 @@ async fn timeline_lists_an_orders_events_in_causal_order_with_latencies() {
 
     // Without the prefix the topics are missing: the message names the one it looked for.
     let output = tokio::task::block_in_place(|| {
-        retailctl(&["timeline", &order_id], &[("WORKER_TOPIC_PREFIX", "ops-no-such-prefix.")])
+        retailctl(
+            &["timeline", &order_id],
+            &[("WORKER_TOPIC_PREFIX", "ops-no-such-prefix.")],
+        )
     });
     assert!(
         failed(&output).contains("topic ops-no-such-prefix.storefront.orders.v1 does not exist"),
@@ -443,7 +517,14 @@ async fn timeline_lists_an_orders_events_in_causal_order_with_latencies() {
 }
 
 /// Produces a dead letter of `original` to `dlq` as the runtime writes them.
-async fn dead_letter(dlq: &str, original: &str, key: &str, payload: &[u8], class: &str, offset: i64) {
+async fn dead_letter(
+    dlq: &str,
+    original: &str,
+    key: &str,
+    payload: &[u8],
+    class: &str,
+    offset: i64,
+) {
     let letter = DeadLetter {
         error_class: class.to_owned(),
         message: format!("{class} happened"),
@@ -468,7 +549,10 @@ async fn dead_letter(dlq: &str, original: &str, key: &str, payload: &[u8], class
     );
     producer()
         .send(
-            FutureRecord::to(dlq).key(key).payload(payload).headers(headers),
+            FutureRecord::to(dlq)
+                .key(key)
+                .payload(payload)
+                .headers(headers),
             TIMEOUT,
         )
         .await
@@ -486,9 +570,18 @@ async fn dlq_list_shows_dead_letters_and_replay_reinjects_each_once() {
 
     let mut placed: OrderPlaced = arbitrary();
     placed.order_id = unique_name("order");
-    placed.envelope = envelope::<OrderPlaced>(&placed.order_id, EventId::random(), None, 1, "storefront");
+    placed.envelope =
+        envelope::<OrderPlaced>(&placed.order_id, EventId::random(), None, 1, "storefront");
     let payload = codec.encode_to_vec(&placed.clone().into()).expect("encode");
-    dead_letter(&dlq, &original, &placed.order_id, &payload, "incompatible_reader", 41).await;
+    dead_letter(
+        &dlq,
+        &original,
+        &placed.order_id,
+        &payload,
+        "incompatible_reader",
+        41,
+    )
+    .await;
     dead_letter(&dlq, &original, "order-b", b"second", "malformed_body", 42).await;
 
     let listed = tokio::task::block_in_place(|| {
@@ -500,7 +593,10 @@ async fn dlq_list_shows_dead_letters_and_replay_reinjects_each_once() {
         .collect();
     assert_eq!(lines.len(), 2, "{listed}");
     assert_eq!(lines[0]["key"], placed.order_id.as_str());
-    assert_eq!(lines[0]["dead_letter"]["error_class"], "incompatible_reader");
+    assert_eq!(
+        lines[0]["dead_letter"]["error_class"],
+        "incompatible_reader"
+    );
     assert_eq!(lines[0]["dead_letter"]["original_topic"], original.as_str());
     assert_eq!(lines[0]["dead_letter"]["original_offset"], 41);
     assert_eq!(lines[0]["dead_letter"]["worker"], "inventory");
@@ -519,7 +615,10 @@ async fn dlq_list_shows_dead_letters_and_replay_reinjects_each_once() {
     );
 
     let dry = tokio::task::block_in_place(|| {
-        succeeded(&retailctl(&["dlq", "replay", "--topic", &dlq, "--dry-run"], &[]))
+        succeeded(&retailctl(
+            &["dlq", "replay", "--topic", &dlq, "--dry-run"],
+            &[],
+        ))
     });
     assert_eq!(dry.matches("would replay").count(), 2, "{dry}");
     assert_eq!(record_count(&original, 1), 0, "a dry run produces nothing");
@@ -527,20 +626,42 @@ async fn dlq_list_shows_dead_letters_and_replay_reinjects_each_once() {
     // One error class first; the ledger then keeps the second run from repeating it.
     let first = tokio::task::block_in_place(|| {
         succeeded(&retailctl(
-            &["dlq", "replay", "--topic", &dlq, "--error-class", "incompatible_reader"],
+            &[
+                "dlq",
+                "replay",
+                "--topic",
+                &dlq,
+                "--error-class",
+                "incompatible_reader",
+            ],
             &[],
         ))
     });
-    assert!(first.contains(&format!("{dlq}: 1 replayed, 0 already replayed, 1 filtered out")), "{first}");
+    assert!(
+        first.contains(&format!(
+            "{dlq}: 1 replayed, 0 already replayed, 1 filtered out"
+        )),
+        "{first}"
+    );
     let second = tokio::task::block_in_place(|| {
         succeeded(&retailctl(&["dlq", "replay", "--topic", &dlq], &[]))
     });
-    assert!(second.contains(&format!("{dlq}: 1 replayed, 1 already replayed")), "{second}");
+    assert!(
+        second.contains(&format!("{dlq}: 1 replayed, 1 already replayed")),
+        "{second}"
+    );
     let third = tokio::task::block_in_place(|| {
         succeeded(&retailctl(&["dlq", "replay", "--topic", &dlq], &[]))
     });
-    assert!(third.contains(&format!("{dlq}: 0 replayed, 2 already replayed")), "{third}");
-    assert_eq!(record_count(&original, 1), 2, "each dead letter replayed once");
+    assert!(
+        third.contains(&format!("{dlq}: 0 replayed, 2 already replayed")),
+        "{third}"
+    );
+    assert_eq!(
+        record_count(&original, 1),
+        2,
+        "each dead letter replayed once"
+    );
 
     // The original records: key, value bytes and headers as they were, no dlq.* headers.
     let reader = consumer(&unique_name("ops-check"));
@@ -556,7 +677,12 @@ async fn dlq_list_shows_dead_letters_and_replay_reinjects_each_once() {
             .map(|headers| {
                 headers
                     .iter()
-                    .map(|header| (header.key.to_owned(), header.value.unwrap_or_default().to_vec()))
+                    .map(|header| {
+                        (
+                            header.key.to_owned(),
+                            header.value.unwrap_or_default().to_vec(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -590,15 +716,28 @@ fn a_wrong_broker_or_registry_address_fails_fast_naming_it() {
     let address = format!("127.0.0.1:{}", free_port());
     let started = Instant::now();
     let output = retailctl(
-        &["topics", "create", "--bootstrap-servers", &address, "--timeout", "2s"],
+        &[
+            "topics",
+            "create",
+            "--bootstrap-servers",
+            &address,
+            "--timeout",
+            "2s",
+        ],
         &[],
     );
     let message = failed(&output);
     assert!(
-        message.contains(&format!("cannot reach the Kafka cluster at {address} within 2s")),
+        message.contains(&format!(
+            "cannot reach the Kafka cluster at {address} within 2s"
+        )),
         "{message}"
     );
-    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
 
     let url = format!("http://127.0.0.1:{}", free_port());
     let started = Instant::now();
@@ -608,5 +747,9 @@ fn a_wrong_broker_or_registry_address_fails_fast_naming_it() {
         message.contains(&format!("schema registry at {url} does not answer")),
         "{message}"
     );
-    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
 }

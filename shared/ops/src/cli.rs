@@ -132,7 +132,13 @@ mod tests {
     #[test]
     fn list_takes_a_worker_or_a_topic_not_both() {
         let error = Cli::try_parse_from([
-            "retailctl", "dlq", "list", "--worker", "inventory", "--topic", "x.dlq",
+            "retailctl",
+            "dlq",
+            "list",
+            "--worker",
+            "inventory",
+            "--topic",
+            "x.dlq",
         ])
         .expect_err("conflict");
         assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);

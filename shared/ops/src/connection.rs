@@ -78,7 +78,10 @@ impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("bootstrap_servers", &self.bootstrap_servers)
-            .field("schema_registry_url", &redact_url(&self.schema_registry_url))
+            .field(
+                "schema_registry_url",
+                &redact_url(&self.schema_registry_url),
+            )
             .field(
                 "schema_registry_basic_auth",
                 &self.schema_registry_basic_auth.as_ref().map(|_| "***"),
@@ -121,7 +124,10 @@ impl Connection {
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);
-        config.set("socket.timeout.ms", millis(self.timeout.max(Duration::from_secs(10))));
+        config.set(
+            "socket.timeout.ms",
+            millis(self.timeout.max(Duration::from_secs(10))),
+        );
         for setting in self.kafka_env_config.iter().chain(&self.kafka_config) {
             config.set(&setting.key, &setting.value);
         }

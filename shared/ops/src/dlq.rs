@@ -136,7 +136,8 @@ impl Filter {
 
     /// Whether a dead letter (the DLQ record and its parsed headers) is selected. Pure.
     pub fn matches(&self, record: &Record, dead_letter: &DeadLetter) -> bool {
-        self.partition.is_none_or(|partition| record.partition == partition)
+        self.partition
+            .is_none_or(|partition| record.partition == partition)
             && self.offset.is_none_or(|offset| record.offset == offset)
             && self
                 .since_millis
@@ -153,7 +154,9 @@ pub fn parse_since(text: &str, now_millis: i64) -> Result<i64, OpsError> {
         return Ok(i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
     }
     match humantime::parse_duration(text) {
-        Ok(ago) => Ok(now_millis.saturating_sub(i64::try_from(ago.as_millis()).unwrap_or(i64::MAX))),
+        Ok(ago) => {
+            Ok(now_millis.saturating_sub(i64::try_from(ago.as_millis()).unwrap_or(i64::MAX)))
+        }
         Err(_) => Err(OpsError::Usage(format!(
             "--since {text:?} is neither an RFC 3339 time (2025-01-31T12:00:00Z) nor a duration ago (2h)"
         ))),
@@ -246,7 +249,9 @@ fn dead_letter_json(record: &Record, dead_letter: Option<&DeadLetter>, replayed:
     };
     object.insert(
         "headers".into(),
-        record_metadata(&shown).remove("headers").unwrap_or_default(),
+        record_metadata(&shown)
+            .remove("headers")
+            .unwrap_or_default(),
     );
     object.insert(
         "dead_letter".into(),
@@ -287,12 +292,17 @@ pub async fn list(args: &ListArgs, out: &mut impl Write) -> Result<(), OpsError>
             let dead_letter = dead_letter_of(&record);
             let was_replayed = done.contains(&(record.partition, record.offset));
             if args.json {
-                writeln!(out, "{}", dead_letter_json(&record, dead_letter.as_ref(), was_replayed))?;
+                writeln!(
+                    out,
+                    "{}",
+                    dead_letter_json(&record, dead_letter.as_ref(), was_replayed)
+                )?;
                 continue;
             }
-            let at = record
-                .timestamp
-                .map_or_else(|| "-".to_owned(), |millis| format_time(millis.saturating_mul(1000)));
+            let at = record.timestamp.map_or_else(
+                || "-".to_owned(),
+                |millis| format_time(millis.saturating_mul(1000)),
+            );
             let row = match &dead_letter {
                 Some(letter) => [
                     format!("{}/{}@{}", record.topic, record.partition, record.offset),
@@ -322,12 +332,23 @@ pub async fn list(args: &ListArgs, out: &mut impl Write) -> Result<(), OpsError>
         write_table(
             out,
             [
-                "dead letter", "written at (UTC)", "worker", "class", "attempts", "original",
-                "replayed", "reason",
+                "dead letter",
+                "written at (UTC)",
+                "worker",
+                "class",
+                "attempts",
+                "original",
+                "replayed",
+                "reason",
             ],
             &rows,
         )?;
-        writeln!(out, "{} dead letter(s) in {}", rows.len(), topics.join(", "))?;
+        writeln!(
+            out,
+            "{} dead letter(s) in {}",
+            rows.len(),
+            topics.join(", ")
+        )?;
     }
     Ok(())
 }
@@ -436,15 +457,21 @@ pub async fn replay(args: &ReplayArgs, out: &mut impl Write) -> Result<(), OpsEr
         for item in &selected {
             let record = &item.record;
             let target = &item.dead_letter.topic;
-            let delivered = send(&producer, target, record, item.dead_letter.timestamp, send_timeout)
-                .await
-                .map_err(|reason| OpsError::Kafka {
-                    context: format!(
-                        "replaying {dlq_topic}/{}@{} to {target} ({replayed_count} replayed before it)",
-                        record.partition, record.offset
-                    ),
-                    reason,
-                })?;
+            let delivered = send(
+                &producer,
+                target,
+                record,
+                item.dead_letter.timestamp,
+                send_timeout,
+            )
+            .await
+            .map_err(|reason| OpsError::Kafka {
+                context: format!(
+                    "replaying {dlq_topic}/{}@{} to {target} ({replayed_count} replayed before it)",
+                    record.partition, record.offset
+                ),
+                reason,
+            })?;
             let entry = json!({
                 "replayed_at_ms": now_millis(),
                 "to_topic": target,
@@ -476,8 +503,16 @@ pub async fn replay(args: &ReplayArgs, out: &mut impl Write) -> Result<(), OpsEr
     }
     let summary = format!(
         "{dlq_topic}: {} {}, {already} already replayed, {filtered_out} filtered out, {not_dead_letters} without dlq headers",
-        if args.dry_run { selected.len() } else { replayed_count },
-        if args.dry_run { "would be replayed" } else { "replayed" },
+        if args.dry_run {
+            selected.len()
+        } else {
+            replayed_count
+        },
+        if args.dry_run {
+            "would be replayed"
+        } else {
+            "replayed"
+        },
     );
     if args.json {
         eprintln!("{summary}");
@@ -566,7 +601,12 @@ fn report(
 mod tests {
     use super::*;
 
-    fn dead_letter_record(partition: i32, offset: i64, timestamp: i64, class: &str) -> (Record, DeadLetter) {
+    fn dead_letter_record(
+        partition: i32,
+        offset: i64,
+        timestamp: i64,
+        class: &str,
+    ) -> (Record, DeadLetter) {
         let letter = DeadLetter {
             error_class: class.into(),
             message: "boom".into(),
@@ -578,7 +618,12 @@ mod tests {
             attempts: 1,
         };
         let mut headers = vec![("traceparent".to_owned(), Some(b"00-1".to_vec()))];
-        headers.extend(letter.headers().into_iter().map(|(name, value)| (name, Some(value))));
+        headers.extend(
+            letter
+                .headers()
+                .into_iter()
+                .map(|(name, value)| (name, Some(value))),
+        );
         let record = Record {
             topic: "inventory.dlq".into(),
             partition,
@@ -596,24 +641,49 @@ mod tests {
         let (record, letter) = dead_letter_record(1, 5, 10_000, "malformed_body");
         assert!(Filter::default().matches(&record, &letter));
         let only = |filter: Filter| filter.matches(&record, &letter);
-        assert!(only(Filter { partition: Some(1), offset: Some(5), ..Filter::default() }));
-        assert!(!only(Filter { partition: Some(0), ..Filter::default() }));
-        assert!(!only(Filter { offset: Some(4), ..Filter::default() }));
-        assert!(only(Filter { since_millis: Some(10_000), ..Filter::default() }));
-        assert!(!only(Filter { since_millis: Some(10_001), ..Filter::default() }));
+        assert!(only(Filter {
+            partition: Some(1),
+            offset: Some(5),
+            ..Filter::default()
+        }));
+        assert!(!only(Filter {
+            partition: Some(0),
+            ..Filter::default()
+        }));
+        assert!(!only(Filter {
+            offset: Some(4),
+            ..Filter::default()
+        }));
+        assert!(only(Filter {
+            since_millis: Some(10_000),
+            ..Filter::default()
+        }));
+        assert!(!only(Filter {
+            since_millis: Some(10_001),
+            ..Filter::default()
+        }));
         assert!(only(Filter {
             error_classes: vec!["x".into(), "malformed_body".into()],
             ..Filter::default()
         }));
-        assert!(!only(Filter { error_classes: vec!["x".into()], ..Filter::default() }));
+        assert!(!only(Filter {
+            error_classes: vec!["x".into()],
+            ..Filter::default()
+        }));
     }
 
     #[test]
     fn since_takes_a_time_or_a_duration_ago() {
         assert_eq!(parse_since("1970-01-01T00:00:10Z", 0).ok(), Some(10_000));
-        assert_eq!(parse_since("2h", 10_000_000).ok(), Some(10_000_000 - 7_200_000));
+        assert_eq!(
+            parse_since("2h", 10_000_000).ok(),
+            Some(10_000_000 - 7_200_000)
+        );
         let error = parse_since("yesterday", 0).expect_err("not a time");
-        assert!(error.to_string().contains("--since \"yesterday\""), "{error}");
+        assert!(
+            error.to_string().contains("--since \"yesterday\""),
+            "{error}"
+        );
     }
 
     #[test]
@@ -629,7 +699,9 @@ mod tests {
     #[test]
     fn a_record_without_dlq_headers_is_not_a_dead_letter() {
         let (mut record, _) = dead_letter_record(0, 0, 0, "x");
-        record.headers.retain(|(name, _)| name != "dlq.original.topic");
+        record
+            .headers
+            .retain(|(name, _)| name != "dlq.original.topic");
         assert_eq!(dead_letter_of(&record), None);
         let json = dead_letter_json(&record, None, false);
         assert_eq!(json["dead_letter"], Json::Null);

@@ -84,7 +84,10 @@ fn collect_avsc(
         let path = entry.map_err(io(dir))?.path();
         if path.is_dir() {
             collect_avsc(root, &path, files)?;
-        } else if path.extension().is_some_and(|extension| extension == "avsc") {
+        } else if path
+            .extension()
+            .is_some_and(|extension| extension == "avsc")
+        {
             let text = std::fs::read_to_string(&path).map_err(io(&path))?;
             let relative = path.strip_prefix(root).unwrap_or(&path);
             files.push((relative.display().to_string(), text));
@@ -218,7 +221,9 @@ async fn check_subject(
             what: format!("the compatibility check of {subject}"),
             reason: format!("{} {}", error.error_code, error.message),
         }),
-        Err(_) => Err(unreachable(format!("checking {subject}: HTTP {status}: {body}"))),
+        Err(_) => Err(unreachable(format!(
+            "checking {subject}: HTTP {status}: {body}"
+        ))),
     }
 }
 
@@ -228,7 +233,7 @@ pub async fn check(args: &SchemaArgs, out: &mut impl Write) -> Result<(), OpsErr
     let catalogue = load_catalogue(args.dir.as_deref())?;
     let connection = &args.connection;
     let settings = connection.registry_settings()?;
-    connection.registry_subjects(&settings).await?;
+    let existing = connection.registry_subjects(&settings).await?;
     let client = reqwest::Client::builder()
         .timeout(connection.timeout)
         .build()
@@ -243,7 +248,14 @@ pub async fn check(args: &SchemaArgs, out: &mut impl Write) -> Result<(), OpsErr
     let mut incompatible = Vec::new();
     for event in catalogue.events() {
         let subject = event.descriptor.subject();
-        match check_subject(&client, connection, &subject, &event.text).await? {
+        // A subject with no version has nothing to be compatible with (registries differ in
+        // what a compatibility request against it answers: 40401 or "compatible").
+        let verdict = if existing.contains(&subject) {
+            check_subject(&client, connection, &subject, &event.text).await?
+        } else {
+            Verdict::New
+        };
+        match verdict {
             Verdict::Compatible => writeln!(out, "compatible    {subject}")?,
             Verdict::New => writeln!(out, "new           {subject} (no version registered yet)")?,
             Verdict::Incompatible { messages } => {
@@ -279,7 +291,10 @@ mod tests {
         let embedded = load_catalogue(None).expect("embedded loads");
         assert_eq!(from_dir.events().len(), embedded.events().len());
         for (dir_event, embedded_event) in from_dir.events().iter().zip(embedded.events()) {
-            assert_eq!(dir_event.descriptor.subject(), embedded_event.descriptor.subject());
+            assert_eq!(
+                dir_event.descriptor.subject(),
+                embedded_event.descriptor.subject()
+            );
             assert_eq!(
                 dir_event.schema.canonical_form(),
                 embedded_event.schema.canonical_form()
@@ -296,6 +311,9 @@ mod tests {
         std::fs::remove_dir(&empty).expect("cleanup");
 
         let error = load_catalogue(Some(Path::new("/nonexistent/schemas"))).expect_err("missing");
-        assert!(error.to_string().contains("/nonexistent/schemas"), "{error}");
+        assert!(
+            error.to_string().contains("/nonexistent/schemas"),
+            "{error}"
+        );
     }
 }

@@ -147,7 +147,10 @@ pub fn build(found: Vec<Found>) -> Vec<Step> {
         let next = match ready.pop() {
             Some(Reverse((.., index))) => index,
             // A causation cycle (corrupt data): break it at the earliest unplaced event.
-            None => match (0..unique.len()).filter(|&index| !placed[index]).min_by_key(|&index| key(index).0) {
+            None => match (0..unique.len())
+                .filter(|&index| !placed[index])
+                .min_by_key(|&index| key(index).0)
+            {
                 Some(index) => index,
                 None => break,
             },
@@ -226,7 +229,10 @@ pub fn format_time(micros: i64) -> String {
 }
 
 fn optional_latency(micros: Option<i64>) -> String {
-    micros.map_or_else(|| "-".to_owned(), |micros| format!("+{}", format_latency(micros)).replace("+-", "-"))
+    micros.map_or_else(
+        || "-".to_owned(),
+        |micros| format!("+{}", format_latency(micros)).replace("+-", "-"),
+    )
 }
 
 /// The timeline as a text table.
@@ -438,7 +444,12 @@ mod tests {
         ]);
         assert_eq!(
             types(&steps),
-            ["OrderPlaced", "StockReserved", "PaymentAuthorized", "FulfilmentStarted"]
+            [
+                "OrderPlaced",
+                "StockReserved",
+                "PaymentAuthorized",
+                "FulfilmentStarted"
+            ]
         );
         assert_eq!(steps[1].cause, Some(0));
         assert_eq!(steps[3].cause, Some(2));
@@ -460,7 +471,10 @@ mod tests {
             event("StockReserved", 2, Some(1), 1_001, 1_020, 0),
             event("StockReserved", 2, Some(1), 1_001, 1_090, 1),
         ]);
-        assert_eq!(types(&steps), ["OrderPlaced", "StockReserved", "FraudCleared"]);
+        assert_eq!(
+            types(&steps),
+            ["OrderPlaced", "StockReserved", "FraudCleared"]
+        );
         assert_eq!(steps[1].duplicates, 1);
         assert_eq!(steps[1].event.offset, 0);
     }
@@ -496,8 +510,14 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines[0], "order o-1: 3 events");
         assert!(lines[1].starts_with("#  written at (UTC)"), "{table}");
-        assert!(lines[2].starts_with("1  1970-01-01T00:00:01.000Z  +0us"), "{table}");
-        assert!(lines[3].contains("+12.0ms") && lines[3].contains("#1"), "{table}");
+        assert!(
+            lines[2].starts_with("1  1970-01-01T00:00:01.000Z  +0us"),
+            "{table}"
+        );
+        assert!(
+            lines[3].contains("+12.0ms") && lines[3].contains("#1"),
+            "{table}"
+        );
         assert!(lines[4].contains("elsewhere"), "{table}");
         assert!(lines[3].contains("stockreserved.v1/0@7"), "{table}");
         let json = render_json("o-1", &steps);
