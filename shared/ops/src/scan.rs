@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
@@ -20,6 +21,25 @@ use crate::error::OpsError;
 
 /// How long one poll waits before the reader checks whether it should stop.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The reader's client context: the end of a partition is how a snapshot read finishes, not
+/// an error, so librdkafka's "partition EOF" reports are not logged as errors.
+struct ReaderContext;
+
+impl ClientContext for ReaderContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        ) {
+            tracing::debug!(%error, reason, "end of partition");
+        } else {
+            tracing::warn!(%error, reason, "kafka client error");
+        }
+    }
+}
+
+impl ConsumerContext for ReaderContext {}
 
 /// One record as it is on the topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,8 +141,8 @@ fn read(
     sender: &mpsc::Sender<Result<Record, OpsError>>,
 ) -> Result<(), OpsError> {
     let topic = spec.topic.as_str();
-    let consumer: BaseConsumer = config
-        .create()
+    let consumer: BaseConsumer<ReaderContext> = config
+        .create_with_context(ReaderContext)
         .map_err(|error| kafka_error(topic, "creating a reader", &error))?;
 
     // The end of each partition when the read began: a snapshot read stops there.
@@ -155,6 +175,12 @@ fn read(
             return Ok(());
         }
         let Some(polled) = consumer.poll(POLL_INTERVAL) else {
+            if !spec.follow {
+                // Offsets may stop short of the end (transaction markers take offsets too),
+                // and an end-of-partition report may come without its partition: the position
+                // says when a partition is done.
+                forget_finished(&consumer, topic, &mut ends);
+            }
             continue;
         };
         let message = match polled {
@@ -210,4 +236,24 @@ fn read(
             return Ok(());
         }
     }
+}
+
+/// Removes from `ends` the partitions whose read position has reached their end.
+fn forget_finished(
+    consumer: &BaseConsumer<ReaderContext>,
+    topic: &str,
+    ends: &mut HashMap<i32, i64>,
+) {
+    let Ok(positions) = consumer.position() else {
+        return;
+    };
+    ends.retain(|&partition, &mut end| {
+        match positions
+            .find_partition(topic, partition)
+            .map(|element| element.offset())
+        {
+            Some(Offset::Offset(position)) => position < end,
+            _ => true,
+        }
+    });
 }
