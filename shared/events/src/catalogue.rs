@@ -58,22 +58,21 @@ pub static SCHEMA_FILES: &[(&str, &str)] = schema_files![
     "notification/NotificationSent.avsc",
 ];
 
-/// Why the embedded catalogue is unusable. Always a defect in `schemas/` or in the Rust event
-/// list, caught by this crate's tests.
+/// Why a catalogue is unusable. For the embedded one, always a defect in `schemas/` or in the
+/// Rust event list, caught by this crate's tests; for files read at run time
+/// ([`Catalogue::from_files`], e.g. an operator checking an edited `schemas/` folder), a defect
+/// in those files.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogueError {
     #[error("schema file {path} is not JSON: {source}")]
     NotJson {
-        path: &'static str,
+        path: String,
         source: serde_json::Error,
     },
     #[error("schema file {path} does not define one named type with a name and namespace")]
-    NotNamed { path: &'static str },
+    NotNamed { path: String },
     #[error("schema file {path} defines {full_name}, which another file also defines")]
-    Duplicate {
-        path: &'static str,
-        full_name: String,
-    },
+    Duplicate { path: String, full_name: String },
     #[error("event type {full_name} has no schema file")]
     MissingEvent { full_name: &'static str },
     #[error("composed schema of {full_name} does not parse: {source}")]
@@ -87,7 +86,7 @@ pub enum CatalogueError {
 #[derive(Debug, Clone)]
 pub struct NamedSchema {
     /// Path below `schemas/`.
-    pub path: &'static str,
+    pub path: String,
     /// The file's JSON.
     pub json: Json,
 }
@@ -113,14 +112,32 @@ pub struct Catalogue {
 impl Catalogue {
     /// Parses and composes the embedded schemas.
     pub fn load() -> Result<Self, CatalogueError> {
+        Self::from_files(SCHEMA_FILES.iter().copied())
+    }
+
+    /// Parses and composes the event types' schemas from `(path below schemas/, file text)`
+    /// pairs read elsewhere, e.g. an edited `schemas/` folder whose compatibility an operator
+    /// checks before a release. Every event type of this build must have its file.
+    pub fn from_files<'a>(
+        files: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, CatalogueError> {
         let mut named = BTreeMap::new();
-        for &(path, text) in SCHEMA_FILES {
-            let json: Json = serde_json::from_str(text)
-                .map_err(|source| CatalogueError::NotJson { path, source })?;
-            let full_name = full_name_of(&json).ok_or(CatalogueError::NotNamed { path })?;
+        for (path, text) in files {
+            let json: Json =
+                serde_json::from_str(text).map_err(|source| CatalogueError::NotJson {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            let full_name = full_name_of(&json).ok_or_else(|| CatalogueError::NotNamed {
+                path: path.to_owned(),
+            })?;
             if named.contains_key(&full_name) {
-                return Err(CatalogueError::Duplicate { path, full_name });
+                return Err(CatalogueError::Duplicate {
+                    path: path.to_owned(),
+                    full_name,
+                });
             }
+            let path = path.to_owned();
             named.insert(full_name, NamedSchema { path, json });
         }
 

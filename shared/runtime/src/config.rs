@@ -863,7 +863,7 @@ fn millis(duration: Duration) -> String {
 
 /// Hides the password of credentials embedded in a URL (`https://user:pass@host` →
 /// `https://user:***@host`).
-fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
