@@ -530,6 +530,7 @@ where
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
             Ok(()) => {
+                self.shared.telemetry.committed("ok");
                 let mut stores = lock(&self.shared.stores);
                 for element in offsets.elements() {
                     if let (Offset::Offset(next), Some(store)) =
@@ -542,6 +543,7 @@ where
             // Nothing was stored since the last commit: not an error.
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(error) => {
+                self.shared.telemetry.committed("error");
                 tracing::warn!(%error, "offset commit failed; it is retried at the next interval")
             }
         }

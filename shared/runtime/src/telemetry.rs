@@ -51,6 +51,7 @@ const RETRIES: &str = "worker_retries_total";
 const DUPLICATES_SKIPPED: &str = "worker_duplicates_skipped_total";
 const REBALANCES: &str = "worker_rebalances_total";
 const COMMIT_DURATION: &str = "worker_commit_duration_seconds";
+const COMMITS: &str = "worker_commits_total";
 const TRANSACTION_DURATION: &str = "worker_transaction_duration_seconds";
 const STATE_ENTRIES: &str = "worker_state_entries";
 const STATE_RESTORE_DURATION: &str = "worker_state_restore_duration_seconds";
@@ -128,7 +129,13 @@ pub const METRICS: &[MetricInfo] = &[
         name: COMMIT_DURATION,
         kind: HISTOGRAM,
         labels: &["worker", "outcome"],
-        description: "Duration of an offset commit by outcome (ok, error). Errors: offsets are not moving and records will be re-delivered.",
+        description: "Duration of a blocking offset commit (on revoke and at shutdown) by outcome (ok, error). Slow: rebalances and shutdowns wait for it.",
+    },
+    MetricInfo {
+        name: COMMITS,
+        kind: COUNTER,
+        labels: &["worker", "outcome"],
+        description: "Offset commits by outcome (ok, error): the periodic background commits and the blocking ones. Errors: offsets are not moving and records will be re-delivered after a restart.",
     },
     MetricInfo {
         name: TRANSACTION_DURATION,
@@ -388,10 +395,15 @@ impl Telemetry {
         metrics::counter!(REBALANCES, self.labels(&[("kind", kind)])).increment(1);
     }
 
-    /// One offset commit; `outcome` is `ok` or `error`.
+    /// One blocking offset commit; `outcome` is `ok` or `error`.
     pub fn commit(&self, outcome: &str, elapsed: Duration) {
         metrics::histogram!(COMMIT_DURATION, self.labels(&[("outcome", outcome)]))
             .record(elapsed.as_secs_f64());
+    }
+
+    /// The result of an offset commit, background or blocking; `outcome` is `ok` or `error`.
+    pub fn committed(&self, outcome: &str) {
+        metrics::counter!(COMMITS, self.labels(&[("outcome", outcome)])).increment(1);
     }
 
     /// One producer transaction; `outcome` is `commit` or `abort`.
@@ -560,6 +572,7 @@ mod tests {
         telemetry.duplicate_skipped("orders");
         telemetry.rebalance("assign");
         telemetry.commit("ok", ms(3));
+        telemetry.committed("ok");
         telemetry.transaction("commit", ms(8));
         telemetry.state_entries("reservations", 2, 17);
         telemetry.state_restored("reservations", 2, 100, 4096, ms(120));
@@ -647,6 +660,10 @@ mod tests {
             (
                 |t| t.commit("error", Duration::from_millis(3)),
                 r#"worker_commit_duration_seconds_count{worker="inventory",outcome="error"} 1"#,
+            ),
+            (
+                |t| t.committed("error"),
+                r#"worker_commits_total{worker="inventory",outcome="error"} 1"#,
             ),
             (
                 |t| t.transaction("abort", Duration::from_millis(8)),
