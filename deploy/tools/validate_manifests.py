@@ -79,8 +79,12 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     path, versions = argv[1], argv[2:] or [kubernetes_validate.utils.latest_version()]
-    with open(path, encoding="utf-8") as file:
-        documents = [doc for doc in yaml.safe_load_all(file) if doc is not None]
+    try:
+        with open(path, encoding="utf-8") as file:
+            documents = [doc for doc in yaml.safe_load_all(file) if doc is not None]
+    except (OSError, yaml.YAMLError) as error:
+        print(f"{path}: cannot read the manifests: {error}", file=sys.stderr)
+        return 1
     if not documents:
         print(f"{path}: no objects to validate", file=sys.stderr)
         return 1
