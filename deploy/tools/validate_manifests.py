@@ -16,6 +16,7 @@ object and exits 1 when any object fails. Run by tests/tests/deploy.rs (deploy/t
 sets up the virtualenv).
 """
 
+import json
 import sys
 
 import kubernetes_validate
@@ -51,7 +52,8 @@ def unknown_fields(given, understood, path=""):
 def validate_custom(model, document):
     """Errors of a custom resource against its CRD model, unknown fields included."""
     try:
-        parsed = model.model_validate(document)
+        # Strict, from JSON as the API server reads it: "6" is no integer.
+        parsed = model.model_validate_json(json.dumps(document), strict=True)
     except Exception as error:  # pydantic's ValidationError, with every failing field
         return [str(error)]
     kept = parsed.model_dump(mode="json", by_alias=True, exclude_unset=True)

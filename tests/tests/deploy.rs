@@ -308,7 +308,10 @@ fn strings(value: &Json) -> Vec<String> {
 fn service_programs(service: &Json) -> Vec<Vec<String>> {
     let command = strings(&service["command"]);
     let entrypoint = strings(&service["entrypoint"]);
-    if entrypoint.first().is_some_and(|shell| shell.ends_with("sh")) {
+    if entrypoint
+        .first()
+        .is_some_and(|shell| shell.ends_with("sh"))
+    {
         let script = command.join(" ");
         return script
             .split("&&")
@@ -413,9 +416,13 @@ fn compose_runs_each_worker_the_simulator_and_init_from_our_image() {
     );
 
     let init = service_programs(service("init"));
-    for expected in [["retailctl", "topics", "create"], ["retailctl", "schemas", "register"]] {
+    for expected in [
+        ["retailctl", "topics", "create"],
+        ["retailctl", "schemas", "register"],
+    ] {
         assert!(
-            init.iter().any(|program| program.iter().map(String::as_str).take(3).eq(expected)),
+            init.iter()
+                .any(|program| program.iter().map(String::as_str).take(3).eq(expected)),
             "init runs {}: {init:?}",
             expected.join(" ")
         );
@@ -472,7 +479,7 @@ fn compose_settings_are_variables_the_binaries_accept() {
         let config = runtime_config(&env, &format!("compose service {worker}"));
         listens_on_all_interfaces(&config, &format!("compose service {worker}"));
         assert!(
-            env.get("WORKER_GROUP_ID").is_none(),
+            !env.contains_key("WORKER_GROUP_ID"),
             "{worker}: the KEDA triggers and dashboards expect the default group ids"
         );
         let grace = service(worker)["stop_grace_period"]
@@ -767,7 +774,11 @@ fn dockerfile() -> Dockerfile {
     };
     for instruction in &instructions {
         let words: Vec<&str> = instruction.split_whitespace().collect();
-        match words.first().map(|word| word.to_ascii_uppercase()).as_deref() {
+        match words
+            .first()
+            .map(|word| word.to_ascii_uppercase())
+            .as_deref()
+        {
             Some("FROM") => {
                 let stage = match words.as_slice() {
                     [_, image, as_, name] if as_.eq_ignore_ascii_case("as") => {
@@ -813,7 +824,13 @@ fn workspace_binaries() -> BTreeSet<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let metadata = output_of(
         Command::new(cargo)
-            .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+            .args([
+                "metadata",
+                "--format-version",
+                "1",
+                "--no-deps",
+                "--offline",
+            ])
             .current_dir(repo()),
     );
     let metadata: Json = serde_json::from_str(&metadata).expect("cargo metadata JSON");
@@ -981,7 +998,10 @@ fn kubernetes_manifests_pass_the_kubernetes_and_crd_schemas() {
         std::fs::remove_file(&file).ok();
         println!("{}:\n{report}", dir.display());
         assert_eq!(
-            report.lines().filter(|line| line.starts_with("ok ")).count(),
+            report
+                .lines()
+                .filter(|line| line.starts_with("ok "))
+                .count(),
             objects(&rendered).len(),
             "{}: every object was validated",
             dir.display()
@@ -991,7 +1011,11 @@ fn kubernetes_manifests_pass_the_kubernetes_and_crd_schemas() {
 
 /// A Deployment's container environment: its `env` values (secret references as `None`) and
 /// the keys of the ConfigMaps it loads with `envFrom`.
-fn container_env(objects: &[Yaml], container: &Yaml, context: &str) -> BTreeMap<String, Option<String>> {
+fn container_env(
+    objects: &[Yaml],
+    container: &Yaml,
+    context: &str,
+) -> BTreeMap<String, Option<String>> {
     let mut env = BTreeMap::new();
     for source in container["envFrom"].as_sequence().into_iter().flatten() {
         let name = yaml_str(&source["configMapRef"]["name"], "envFrom configMapRef");
@@ -1136,17 +1160,34 @@ fn kubernetes_manifests_match_the_workers() {
                 }
             }
             let pod_security = &pod["spec"]["securityContext"];
-            assert_eq!(pod_security["runAsNonRoot"].as_bool(), Some(true), "{context}");
+            assert_eq!(
+                pod_security["runAsNonRoot"].as_bool(),
+                Some(true),
+                "{context}"
+            );
             assert_ne!(pod_security["runAsUser"].as_u64(), Some(0), "{context}");
             let security = &container["securityContext"];
-            assert_eq!(security["readOnlyRootFilesystem"].as_bool(), Some(true), "{context}");
-            assert_eq!(security["allowPrivilegeEscalation"].as_bool(), Some(false), "{context}");
+            assert_eq!(
+                security["readOnlyRootFilesystem"].as_bool(),
+                Some(true),
+                "{context}"
+            );
+            assert_eq!(
+                security["allowPrivilegeEscalation"].as_bool(),
+                Some(false),
+                "{context}"
+            );
             if let Some(dir) = plain.get("NOTIFICATION_DIR")
-                && plain.get("NOTIFICATION_CHANNEL").is_none_or(|channel| channel == "file")
+                && plain
+                    .get("NOTIFICATION_CHANNEL")
+                    .is_none_or(|channel| channel == "file")
             {
                 let mounts = container["volumeMounts"].as_sequence();
                 assert!(
-                    mounts.into_iter().flatten().any(|mount| mount["mountPath"].as_str() == Some(dir)),
+                    mounts
+                        .into_iter()
+                        .flatten()
+                        .any(|mount| mount["mountPath"].as_str() == Some(dir)),
                     "{context}: the file channel's {dir} is a mounted volume (read-only root)"
                 );
             }
@@ -1160,7 +1201,8 @@ fn kubernetes_manifests_match_the_workers() {
             let service = objects
                 .iter()
                 .find(|object| {
-                    kind_of(object) == "Service" && labels_match(&object["spec"]["selector"], pod_labels)
+                    kind_of(object) == "Service"
+                        && labels_match(&object["spec"]["selector"], pod_labels)
                 })
                 .unwrap_or_else(|| panic!("{context}: no Service selects the pods"));
             let service_ports = yaml_seq(&service["spec"]["ports"], "service ports");
@@ -1170,13 +1212,18 @@ fn kubernetes_manifests_match_the_workers() {
                 .unwrap_or_else(|| panic!("{context}: the Service does not reach port {port}"));
             let monitor = find(&objects, "ServiceMonitor", worker, &context);
             assert!(
-                labels_match(&monitor["spec"]["selector"]["matchLabels"], &service["metadata"]["labels"]),
+                labels_match(
+                    &monitor["spec"]["selector"]["matchLabels"],
+                    &service["metadata"]["labels"]
+                ),
                 "{context}: the ServiceMonitor selects the metrics Service"
             );
             let endpoints = yaml_seq(&monitor["spec"]["endpoints"], "endpoints");
             assert!(
-                endpoints.iter().any(|endpoint| endpoint["port"] == metrics_port["name"]
-                    && endpoint["path"].as_str().unwrap_or("/metrics") == "/metrics"),
+                endpoints
+                    .iter()
+                    .any(|endpoint| endpoint["port"] == metrics_port["name"]
+                        && endpoint["path"].as_str().unwrap_or("/metrics") == "/metrics"),
                 "{context}: the ServiceMonitor scrapes /metrics on the Service's port"
             );
 
@@ -1188,7 +1235,9 @@ fn kubernetes_manifests_match_the_workers() {
                 Some(worker),
                 "{context}: scales its Deployment"
             );
-            let max = scaled["spec"]["maxReplicaCount"].as_u64().expect("maxReplicaCount");
+            let max = scaled["spec"]["maxReplicaCount"]
+                .as_u64()
+                .expect("maxReplicaCount");
             let partitions = u64::try_from(runtime.topic_partitions).expect("positive");
             assert!(
                 (1..=partitions).contains(&max),
@@ -1210,7 +1259,10 @@ fn kubernetes_manifests_match_the_workers() {
                         "{context}: bootstrapServersFromEnv names {var}, which the container lacks"
                     );
                 } else {
-                    assert!(trigger["metadata"]["bootstrapServers"].is_string(), "{context}");
+                    assert!(
+                        trigger["metadata"]["bootstrapServers"].is_string(),
+                        "{context}"
+                    );
                 }
                 if let Some(auth) = trigger["authenticationRef"]["name"].as_str() {
                     find(&objects, "TriggerAuthentication", auth, &context);
@@ -1241,7 +1293,10 @@ async fn joined_groups(worker: &str, base: &str, log_dir: &Path) -> BTreeSet<Str
         ("WORKER_TOPIC_PREFIX", format!("{}.", unique_name("deploy"))),
         ("WORKER_HTTP_ADDR", http.clone()),
         ("WORKER_LOG_FORMAT", "json".to_owned()),
-        ("NOTIFICATION_DIR", log_dir.join("notifications").display().to_string()),
+        (
+            "NOTIFICATION_DIR",
+            log_dir.join("notifications").display().to_string(),
+        ),
     ];
     let mut process = Process::start(worker, worker, &[], &env, Some(http), log_dir);
     process.wait_ready(Duration::from_secs(120)).await;
@@ -1293,10 +1348,16 @@ async fn keda_triggers_watch_the_workers_consumer_groups() {
             let scaled = find(&objects, "ScaledObject", worker, &context);
             let triggers: Vec<String> = yaml_seq(&scaled["spec"]["triggers"], "triggers")
                 .iter()
-                .map(|trigger| yaml_str(&trigger["metadata"]["consumerGroup"], "consumerGroup").to_owned())
+                .map(|trigger| {
+                    yaml_str(&trigger["metadata"]["consumerGroup"], "consumerGroup").to_owned()
+                })
                 .collect();
             let unique: BTreeSet<String> = triggers.iter().cloned().collect();
-            assert_eq!(unique.len(), triggers.len(), "{context}: one trigger per group");
+            assert_eq!(
+                unique.len(),
+                triggers.len(),
+                "{context}: one trigger per group"
+            );
             assert_eq!(
                 &unique, groups,
                 "{context}: the KEDA triggers watch the groups the worker joins"
@@ -1311,10 +1372,14 @@ fn help_parsing_finds_every_variable() {
     let help = "  --a <A>  x [env: KAFKA_BOOTSTRAP_SERVERS=] [default: 1]\n  --b  y [env: SCHEMA_REGISTRY_BASIC_AUTH]\n  --c <C> [env: WORKER_HTTP_ADDR=127.0.0.1:9464]";
     assert_eq!(
         env_vars_in_help(help),
-        ["KAFKA_BOOTSTRAP_SERVERS", "SCHEMA_REGISTRY_BASIC_AUTH", "WORKER_HTTP_ADDR"]
-            .map(str::to_owned)
-            .into_iter()
-            .collect()
+        [
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "SCHEMA_REGISTRY_BASIC_AUTH",
+            "WORKER_HTTP_ADDR"
+        ]
+        .map(str::to_owned)
+        .into_iter()
+        .collect()
     );
     assert_eq!(parse_seconds("1m30s"), Duration::from_secs(90));
     assert_eq!(parse_seconds("45"), Duration::from_secs(45));
