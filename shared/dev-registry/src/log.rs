@@ -315,8 +315,34 @@ impl SchemaLog for KafkaLog {
     }
 }
 
+/// Whether the broker already has the topic. Asked before creating it, so a broker without the
+/// CreateTopics API (librdkafka's mock cluster, which `retail-local --broker mock` hosts) or a
+/// cluster that denies the registry topic creation works with a topic made beforehand. Any
+/// error reads as "not known to exist", and creation then reports the real problem. Blocking.
+fn topic_exists(config: &KafkaLogConfig) -> bool {
+    let Ok(consumer) = ClientConfig::new()
+        .set("bootstrap.servers", &config.bootstrap_servers)
+        .create::<BaseConsumer>()
+    else {
+        return false;
+    };
+    consumer
+        .fetch_metadata(Some(&config.topic), config.timeout)
+        .is_ok_and(|metadata| {
+            metadata.topics().iter().any(|topic| {
+                topic.name() == config.topic
+                    && topic.error().is_none()
+                    && !topic.partitions().is_empty()
+            })
+        })
+}
+
 /// Creates the topic (one partition, compacted); an existing topic is fine. Blocking.
 fn ensure_topic(config: &KafkaLogConfig, cancel: &CancellationToken) -> Result<(), LogError> {
+    if topic_exists(config) {
+        tracing::debug!(topic = %config.topic, "schemas topic already exists");
+        return Ok(());
+    }
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &config.bootstrap_servers)
         .create()

@@ -41,6 +41,10 @@ pub const WORKERS: [&str; 5] = [
 /// How long the simulator places orders when the run lasts until Ctrl-C.
 const INTERACTIVE_SIMULATION: Duration = Duration::from_secs(3600);
 
+/// How long every order must have ended with no worker reporting lag before a `--duration`
+/// run stops: longer than the workers' statistics interval (5 s), which the lag gauge follows.
+const SETTLE: Duration = Duration::from_secs(6);
+
 /// How long a worker may take to become ready (restoring state, joining its group).
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -442,6 +446,7 @@ async fn start_saga(
         fleet.workers.push(process);
     }
     let client = reqwest::Client::new();
+    let workers_started = Instant::now();
     for (ready, worker) in fleet.workers.iter_mut().enumerate() {
         bar.set_message(format!(
             "starting the workers: {ready} of {} ready, waiting for {}",
@@ -451,6 +456,10 @@ async fn start_saga(
         worker.wait_ready(&client, READY_TIMEOUT).await?;
     }
     bar.finish_and_clear();
+    println!(
+        "five workers ready in {:.1} s (consumer groups joined, state restored)",
+        workers_started.elapsed().as_secs_f64()
+    );
     println!("\n{:<14} {:>8}  {:<40} log", "process", "pid", "metrics, health, readiness");
     for worker in &fleet.workers {
         let http = worker.http.clone().unwrap_or_default();
@@ -563,6 +572,8 @@ async fn watch(
     let mut placing_ended: Option<Instant> = None;
     let mut orders_sent: Option<u64> = None;
     let mut failure: Option<String> = None;
+    // Since when every order has ended and no worker reports lag.
+    let mut settled_since: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -623,8 +634,17 @@ async fn watch(
         }
         if let Some(ended) = placing_ended {
             let all_seen = orders_sent.is_none_or(|sent| figures.placed >= sent);
-            if all_seen && figures.in_flight == 0 {
-                break;
+            // Every order has ended; the workers may still be reading the last events (inventory
+            // the last shipments). Stop once every worker reported no lag for longer than its
+            // statistics interval (5 s), so the final state is the settled one.
+            let lag: u64 = metrics.iter().map(|worker| worker.lag).sum();
+            if all_seen && figures.in_flight == 0 && lag == 0 {
+                let since = *settled_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= SETTLE {
+                    break;
+                }
+            } else {
+                settled_since = None;
             }
             if ended.elapsed() > config.drain_timeout {
                 println!(
