@@ -107,7 +107,12 @@ fn a_short_run_ends_every_order_with_balanced_stock_and_leaves_no_process_behind
     // The simulator's default mix cancels some orders for each of these reasons in 200.
     for reason in ["PAYMENT_FAILED", "OUT_OF_STOCK"] {
         assert!(
-            summary.cancelled_by_reason.get(reason).copied().unwrap_or(0) > 0,
+            summary
+                .cancelled_by_reason
+                .get(reason)
+                .copied()
+                .unwrap_or(0)
+                > 0,
             "no {reason} cancellations: {:?}",
             summary.cancelled_by_reason
         );
@@ -143,7 +148,16 @@ fn a_short_run_ends_every_order_with_balanced_stock_and_leaves_no_process_behind
         summary.processes
     );
     for process in &summary.processes {
-        assert!(process.clean, "{} did not stop cleanly: {}", process.name, process.exit);
-        assert!(!alive(process.pid), "{} (pid {}) is still running", process.name, process.pid);
+        assert!(
+            process.clean,
+            "{} did not stop cleanly: {}",
+            process.name, process.exit
+        );
+        assert!(
+            !alive(process.pid),
+            "{} (pid {}) is still running",
+            process.name,
+            process.pid
+        );
     }
 }

@@ -146,7 +146,9 @@ pub async fn build(workspace: &Path, profile: &str, log: &Path) -> Result<Binari
         let crate_name = message["target"]["name"].as_str().unwrap_or_default();
         bar.set_position(units);
         if expected.is_none() {
-            bar.set_message(format!("building: {units} crates compiled, last {crate_name}"));
+            bar.set_message(format!(
+                "building: {units} crates compiled, last {crate_name}"
+            ));
         } else {
             bar.set_message(crate_name.to_owned());
         }
@@ -167,10 +169,7 @@ pub async fn build(workspace: &Path, profile: &str, log: &Path) -> Result<Binari
             log: log.display().to_string(),
         });
     }
-    if let Some(missing) = BINARIES
-        .iter()
-        .find(|(name, _)| !paths.contains_key(*name))
-    {
+    if let Some(missing) = BINARIES.iter().find(|(name, _)| !paths.contains_key(*name)) {
         return Err(LaunchError::Build {
             reason: format!("cargo reported no executable for {}", missing.0),
             log: log.display().to_string(),

@@ -41,11 +41,19 @@ pub struct Config {
     /// Run against an existing cluster instead of starting a broker (needs
     /// --schema-registry-url too). Separate variables from KAFKA_BOOTSTRAP_SERVERS, so a shell
     /// that exported a development stack does not silently redirect the run.
-    #[arg(long, env = "LOCAL_RUN_BOOTSTRAP_SERVERS", requires = "schema_registry_url")]
+    #[arg(
+        long,
+        env = "LOCAL_RUN_BOOTSTRAP_SERVERS",
+        requires = "schema_registry_url"
+    )]
     pub bootstrap_servers: Option<String>,
 
     /// The schema registry of the existing cluster (with --bootstrap-servers).
-    #[arg(long, env = "LOCAL_RUN_SCHEMA_REGISTRY_URL", requires = "bootstrap_servers")]
+    #[arg(
+        long,
+        env = "LOCAL_RUN_SCHEMA_REGISTRY_URL",
+        requires = "bootstrap_servers"
+    )]
     pub schema_registry_url: Option<String>,
 
     /// Orders the simulator places per second.

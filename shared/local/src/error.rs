@@ -34,10 +34,7 @@ pub enum LaunchError {
         source: std::io::Error,
     },
     #[error("{what}: {source}")]
-    Kafka {
-        what: String,
-        source: KafkaError,
-    },
+    Kafka { what: String, source: KafkaError },
     #[error("the schema registry: {0}")]
     Registry(#[from] retail_codec::RegistryError),
     #[error("writing the summary to {path}: {reason}")]

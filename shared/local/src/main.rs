@@ -23,7 +23,9 @@ async fn main() -> std::process::ExitCode {
             if summary.all_terminal && summary.stock_balanced {
                 std::process::ExitCode::SUCCESS
             } else {
-                eprintln!("the run did not end cleanly: not every order ended, or stock does not balance");
+                eprintln!(
+                    "the run did not end cleanly: not every order ended, or stock does not balance"
+                );
                 std::process::ExitCode::FAILURE
             }
         }

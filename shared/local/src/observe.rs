@@ -111,38 +111,35 @@ fn percentile(sorted: &[u32], share: f64) -> Option<u32> {
 impl Observed {
     /// Adds one decoded record read at `timestamp_ms`.
     pub fn add(&mut self, event: Event, timestamp_ms: i64) {
+        // Each guard records the event id: a redelivered record counts once.
         match event {
-            Event::OrderPlaced(placed) => {
-                if self.seen.insert(placed.envelope.event_id.to_string()) {
-                    self.placed.entry(placed.order_id).or_insert(timestamp_ms);
-                }
+            Event::OrderPlaced(placed)
+                if self.seen.insert(placed.envelope.event_id.to_string()) =>
+            {
+                self.placed.entry(placed.order_id).or_insert(timestamp_ms);
             }
-            Event::ShipmentCreated(shipment) => {
+            Event::ShipmentCreated(shipment)
+                if self.seen.insert(shipment.envelope.event_id.to_string()) =>
+            {
+                for line in &shipment.lines {
+                    *self.shipped_units.entry(line.sku.clone()).or_default() +=
+                        i64::from(line.quantity);
+                }
                 let id = shipment.envelope.event_id.to_string();
-                if self.seen.insert(id.clone()) {
-                    for line in &shipment.lines {
-                        *self.shipped_units.entry(line.sku.clone()).or_default() +=
-                            i64::from(line.quantity);
-                    }
-                    self.terminal_event(shipment.order_id, Outcome::Shipped, id, timestamp_ms);
-                }
+                self.terminal_event(shipment.order_id, Outcome::Shipped, id, timestamp_ms);
             }
-            Event::OrderCancelled(cancelled) => {
+            Event::OrderCancelled(cancelled)
+                if self.seen.insert(cancelled.envelope.event_id.to_string()) =>
+            {
                 let id = cancelled.envelope.event_id.to_string();
-                if self.seen.insert(id.clone()) {
-                    self.terminal_event(
-                        cancelled.order_id,
-                        Outcome::Cancelled(cancelled.reason),
-                        id,
-                        timestamp_ms,
-                    );
-                }
+                let outcome = Outcome::Cancelled(cancelled.reason);
+                self.terminal_event(cancelled.order_id, outcome, id, timestamp_ms);
             }
-            Event::StockAdjusted(adjusted) => {
-                if self.seen.insert(adjusted.envelope.event_id.to_string()) {
-                    *self.stocked.entry(adjusted.sku).or_default() +=
-                        i64::from(adjusted.quantity_delta);
-                }
+            Event::StockAdjusted(adjusted)
+                if self.seen.insert(adjusted.envelope.event_id.to_string()) =>
+            {
+                *self.stocked.entry(adjusted.sku).or_default() +=
+                    i64::from(adjusted.quantity_delta);
             }
             _ => {}
         }
@@ -288,12 +285,7 @@ impl Observer {
             guard.positions = starts.clone();
         }
         let stop = CancellationToken::new();
-        let task = tokio::spawn(read(
-            consumer,
-            codec,
-            Arc::clone(&observed),
-            stop.clone(),
-        ));
+        let task = tokio::spawn(read(consumer, codec, Arc::clone(&observed), stop.clone()));
         let mut topics: Vec<String> = starts.keys().map(|(topic, _)| topic.clone()).collect();
         topics.sort();
         topics.dedup();
@@ -394,7 +386,9 @@ pub fn stock_state(
         .map_err(LaunchError::kafka("creating the changelog reader"))?;
     let metadata = consumer
         .fetch_metadata(Some(changelog), Duration::from_secs(30))
-        .map_err(LaunchError::kafka(format!("reading metadata of {changelog}")))?;
+        .map_err(LaunchError::kafka(format!(
+            "reading metadata of {changelog}"
+        )))?;
     let exists = metadata
         .topics()
         .first()
@@ -445,11 +439,15 @@ pub fn stock_state(
         let key = String::from_utf8_lossy(key).into_owned();
         let value = match message.payload() {
             None => None,
-            Some(bytes) => postcard::from_bytes::<Entry<inventory::SkuState>>(bytes)
-                .map_err(|error| {
-                    LaunchError::Task(format!("a record of {changelog} does not decode: {error}"))
-                })?
-                .value,
+            Some(bytes) => {
+                postcard::from_bytes::<Entry<inventory::SkuState>>(bytes)
+                    .map_err(|error| {
+                        LaunchError::Task(format!(
+                            "a record of {changelog} does not decode: {error}"
+                        ))
+                    })?
+                    .value
+            }
         };
         match value {
             Some(value) => state.insert(key, value),

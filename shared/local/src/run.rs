@@ -72,7 +72,12 @@ struct Fleet {
     exits: Vec<ProcessExit>,
 }
 
-fn note_exit(exits: &mut Vec<ProcessExit>, process: &ChildProcess, status: std::process::ExitStatus, killed: bool) {
+fn note_exit(
+    exits: &mut Vec<ProcessExit>,
+    process: &ChildProcess,
+    status: std::process::ExitStatus,
+    killed: bool,
+) {
     exits.push(ProcessExit {
         name: process.name.clone(),
         pid: process.pid,
@@ -148,9 +153,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Summary,
     }
     .await;
     let stopping = spinner("stopping the registry and the broker");
-    for process in [stack.registry_process.as_mut(), stack.broker_process.as_mut()]
-        .into_iter()
-        .flatten()
+    for process in [
+        stack.registry_process.as_mut(),
+        stack.broker_process.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
     {
         let (status, killed) = process.stop(config.stop_deadline).await;
         note_exit(&mut fleet.exits, process, status, killed);
@@ -255,7 +263,8 @@ async fn start_stack(
             }
         }
         BrokerKind::Mock => {
-            let mock = MockCluster::new(1).map_err(LaunchError::kafka("starting the mock cluster"))?;
+            let mock =
+                MockCluster::new(1).map_err(LaunchError::kafka("starting the mock cluster"))?;
             let bootstrap = mock.bootstrap_servers();
             // The mock cluster has no CreateTopics: its own API creates the catalogue topics
             // and the registry's; the workers' own topics appear on first use.
@@ -373,7 +382,10 @@ async fn start_saga(
     let codec = Arc::new(Codec::connect(settings, RegistrationMode::Register).await?);
     bar.finish_and_clear();
 
-    let observed: Vec<String> = OBSERVED.iter().map(|topic| topic.name().to_owned()).collect();
+    let observed: Vec<String> = OBSERVED
+        .iter()
+        .map(|topic| topic.name().to_owned())
+        .collect();
     let (bootstrap, changelog) = (stack.bootstrap.clone(), stock_changelog());
     let (starts, stock_before) = tokio::task::spawn_blocking(move || {
         Ok::<_, LaunchError>((
@@ -387,7 +399,10 @@ async fn start_saga(
 
     let bar = spinner("starting the workers");
     let env = vec![
-        ("KAFKA_BOOTSTRAP_SERVERS".to_owned(), stack.bootstrap.clone()),
+        (
+            "KAFKA_BOOTSTRAP_SERVERS".to_owned(),
+            stack.bootstrap.clone(),
+        ),
         ("SCHEMA_REGISTRY_URL".to_owned(), stack.registry.clone()),
         ("RUST_LOG".to_owned(), "info".to_owned()),
     ];
@@ -460,7 +475,10 @@ async fn start_saga(
         "five workers ready in {:.1} s (consumer groups joined, state restored)",
         workers_started.elapsed().as_secs_f64()
     );
-    println!("\n{:<14} {:>8}  {:<40} log", "process", "pid", "metrics, health, readiness");
+    println!(
+        "\n{:<14} {:>8}  {:<40} log",
+        "process", "pid", "metrics, health, readiness"
+    );
     for worker in &fleet.workers {
         let http = worker.http.clone().unwrap_or_default();
         println!(
@@ -477,9 +495,13 @@ async fn start_saga(
             "\nno simulator: feed the saga yourself on {} (Avro, Confluent framing, registry {}):\n  {}",
             stack.bootstrap,
             stack.registry,
-            [Topic::StorefrontOrders, Topic::Payments, Topic::WarehouseStockAdjustments]
-                .map(Topic::name)
-                .join(", ")
+            [
+                Topic::StorefrontOrders,
+                Topic::Payments,
+                Topic::WarehouseStockAdjustments
+            ]
+            .map(Topic::name)
+            .join(", ")
         );
     } else {
         let duration = config.duration.unwrap_or(INTERACTIVE_SIMULATION);
@@ -521,7 +543,11 @@ async fn start_saga(
             "{:<14} {:>8}  {:<40} {}",
             "simulator",
             simulator.pid,
-            format!("{} orders/s for {}", config.rate, humantime::format_duration(duration)),
+            format!(
+                "{} orders/s for {}",
+                config.rate,
+                humantime::format_duration(duration)
+            ),
             simulator.log_path.display()
         );
         fleet.simulator = Some(simulator);
@@ -592,9 +618,16 @@ async fn watch(
         for (worker, worker_metrics) in fleet.workers.iter_mut().zip(&metrics) {
             let running = worker.exited().is_none();
             if !running && failure.is_none() {
-                failure = Some(format!("{} exited; see {}", worker.name, worker.log_path.display()));
+                failure = Some(format!(
+                    "{} exited; see {}",
+                    worker.name,
+                    worker.log_path.display()
+                ));
             }
-            rows.insert(worker.name.clone(), (worker.http.clone(), *worker_metrics, running));
+            rows.insert(
+                worker.name.clone(),
+                (worker.http.clone(), *worker_metrics, running),
+            );
         }
         if let Some(simulator) = fleet.simulator.as_mut()
             && let Some(status) = simulator.exited()
@@ -613,7 +646,9 @@ async fn watch(
         }
         if fleet.simulator.is_none()
             && placing_ended.is_none()
-            && config.duration.is_some_and(|duration| saga.started.elapsed() >= duration)
+            && config
+                .duration
+                .is_some_and(|duration| saga.started.elapsed() >= duration)
         {
             placing_ended = Some(Instant::now());
         }
@@ -684,12 +719,16 @@ async fn watch(
     }
     bar.set_message("reading the saga's last records and inventory's state");
     let observed = saga.observer.finish(Duration::from_secs(30)).await?;
-    let (bootstrap, changelog, partitions) =
-        (stack.bootstrap.clone(), stock_changelog(), config.effective_partitions());
-    let stock_after =
-        tokio::task::spawn_blocking(move || observe::stock_state(&bootstrap, &changelog, partitions))
-            .await
-            .map_err(|error| LaunchError::Task(error.to_string()))??;
+    let (bootstrap, changelog, partitions) = (
+        stack.bootstrap.clone(),
+        stock_changelog(),
+        config.effective_partitions(),
+    );
+    let stock_after = tokio::task::spawn_blocking(move || {
+        observe::stock_state(&bootstrap, &changelog, partitions)
+    })
+    .await
+    .map_err(|error| LaunchError::Task(error.to_string()))??;
     bar.finish_and_clear();
 
     let figures = observed.figures();
@@ -734,7 +773,9 @@ async fn watch(
         summary
             .dead_letters
             .insert(name.to_owned(), worker_metrics.dead_lettered);
-        summary.consumer_lag.insert(name.to_owned(), worker_metrics.lag);
+        summary
+            .consumer_lag
+            .insert(name.to_owned(), worker_metrics.lag);
     }
     summary.stock = stock_balance(
         &saga.stock_before,

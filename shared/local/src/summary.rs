@@ -99,7 +99,8 @@ pub fn stock_balance(
         .map(|sku| {
             let before = start.get(sku).cloned().unwrap_or_default();
             let after = end.get(sku).cloned().unwrap_or_default();
-            let total = |state: &inventory::SkuState| state.available + state.held() + state.shipped;
+            let total =
+                |state: &inventory::SkuState| state.available + state.held() + state.shipped;
             let put_in = stocked.get(sku).copied().unwrap_or(0);
             let shipped = after.shipped - before.shipped;
             let in_shipments = shipment_units.get(sku).copied().unwrap_or(0);
