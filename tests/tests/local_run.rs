@@ -4,8 +4,10 @@
 //! (placed = shipped + cancelled, none left), stock balanced for every SKU, no dead letters,
 //! every process stopped cleanly, and none of their process ids still alive.
 //!
-//! The launcher takes the binaries `tests/run` built (`--bin-dir`), so it builds nothing here.
-//! `LOCAL_RUN_TEST_BROKER` picks the broker (`tansu`, the default, or `mock`).
+//! Once on each broker the command offers: librdkafka's mock cluster (its default) and the
+//! local broker (tansu), one after the other (each run is seven or eight processes on a shared
+//! machine). The launcher takes the binaries `tests/run` built (`--bin-dir`), so it builds
+//! nothing here.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -15,12 +17,27 @@ use retail_integration_tests::process::binary;
 use retail_integration_tests::unique_name;
 use retail_local::Summary;
 
+/// One run at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn alive(pid: u32) -> bool {
     retail_local::children::alive(pid)
 }
 
 #[test]
-fn a_short_run_ends_every_order_with_balanced_stock_and_leaves_no_process_behind() {
+fn a_short_run_on_the_mock_cluster_ends_every_order_with_balanced_stock_and_leaves_no_process() {
+    short_run("mock");
+}
+
+#[test]
+fn a_short_run_on_the_local_broker_ends_every_order_with_balanced_stock_and_leaves_no_process() {
+    short_run("tansu");
+}
+
+fn short_run(broker: &str) {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let launcher = binary("retail-local");
     let bin_dir = launcher.parent().expect("target/<profile>").to_owned();
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -28,11 +45,10 @@ fn a_short_run_ends_every_order_with_balanced_stock_and_leaves_no_process_behind
         .join(unique_name("run"));
     std::fs::create_dir_all(&dir).expect("test folder");
     let summary_path = dir.join("summary.json");
-    let broker = std::env::var("LOCAL_RUN_TEST_BROKER").unwrap_or_else(|_| "tansu".to_owned());
 
     let mut command = Command::new(&launcher);
     command
-        .args(["--broker", &broker])
+        .args(["--broker", broker])
         .args(["--duration", "20s", "--rate", "10", "--seed", "7"])
         // Missing payments end in TIMEOUT after this, well inside the drain timeout.
         .args(["--answer-deadline", "10s", "--pick-pack-time", "200ms"])
