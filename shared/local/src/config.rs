@@ -165,6 +165,16 @@ pub struct Config {
     )]
     pub drain_timeout: Duration,
 
+    /// On Ctrl-C: how long the workers may go on handling what they have read (until none
+    /// reports lag) before they are stopped, so the summary shows a settled state.
+    #[arg(
+        long,
+        env = "LOCAL_RUN_SETTLE_TIMEOUT",
+        default_value = "20s",
+        value_parser = humantime::parse_duration
+    )]
+    pub settle_timeout: Duration,
+
     /// How long a process may take to stop after SIGTERM before it is killed.
     #[arg(
         long,

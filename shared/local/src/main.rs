@@ -17,16 +17,24 @@ async fn main() -> std::process::ExitCode {
             EnvFilter::try_from_env("LOCAL_RUN_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .init();
+    let non_interactive = config.non_interactive();
     match retail_local::run(config, shutdown::on_signal()).await {
         Ok(summary) => {
             print!("{}", summary.render());
             if summary.all_terminal && summary.stock_balanced {
-                std::process::ExitCode::SUCCESS
-            } else {
-                eprintln!(
-                    "the run did not end cleanly: not every order ended, or stock does not balance"
-                );
+                return std::process::ExitCode::SUCCESS;
+            }
+            if !summary.all_terminal {
+                println!("not every order has ended (see above)");
+            }
+            if !summary.stock_balanced {
+                println!("stock does not balance for every SKU (see above)");
+            }
+            // Ctrl-C may stop orders in flight; a --duration run must end them all.
+            if non_interactive {
                 std::process::ExitCode::FAILURE
+            } else {
+                std::process::ExitCode::SUCCESS
             }
         }
         Err(error) => {

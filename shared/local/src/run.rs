@@ -703,6 +703,29 @@ async fn watch(
             orders_sent = simulator_orders_sent(&saga.simulator_summary);
         }
     }
+    if settled_since.is_none_or(|since| since.elapsed() < SETTLE) {
+        // Stopped by Ctrl-C (or a failure) mid-flow: let the workers handle what they have
+        // read, and the payments the simulator sent on its way out, so the final state is a
+        // settled one; bounded, orders waiting for a deadline stay in flight.
+        bar.set_message(format!(
+            "letting the workers finish what they read (at most {})",
+            humantime::format_duration(config.settle_timeout)
+        ));
+        let deadline = Instant::now() + config.settle_timeout;
+        let mut quiet_since: Option<Instant> = None;
+        while Instant::now() < deadline {
+            let scraped = scrape_all(&client, &fleet.workers).await;
+            let lag: u64 = scraped.iter().map(|worker| worker.lag).sum();
+            if scraped.iter().all(|worker| worker.up) && lag == 0 {
+                if quiet_since.get_or_insert_with(Instant::now).elapsed() >= SETTLE {
+                    break;
+                }
+            } else {
+                quiet_since = None;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
     bar.set_message("stopping the workers");
     let last = scrape_all(&client, &fleet.workers).await;
     for (kept, fresh) in metrics.iter_mut().zip(last) {
