@@ -459,7 +459,94 @@ pub fn stock_state(
 
 #[cfg(test)]
 mod tests {
+    use proptest::arbitrary::any;
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+    use retail_events::fulfilment::OrderCancelled;
+    use retail_events::shipping::ShipmentCreated;
+    use retail_events::storefront::OrderPlaced;
+    use retail_events::warehouse::StockAdjusted;
+
     use super::*;
+
+    /// An arbitrary value of `T` (the fields a test does not set do not matter).
+    fn some<T: proptest::arbitrary::Arbitrary>() -> T {
+        any::<T>()
+            .new_tree(&mut TestRunner::deterministic())
+            .expect("a value")
+            .current()
+    }
+
+    fn placed(order: &str) -> Event {
+        let mut event: OrderPlaced = some();
+        event.order_id = order.into();
+        event.envelope.event_id = retail_events::EventId::random();
+        Event::OrderPlaced(event)
+    }
+
+    fn shipped(order: &str, sku: &str, units: i32) -> ShipmentCreated {
+        let mut event: ShipmentCreated = some();
+        event.order_id = order.into();
+        event.envelope.event_id = retail_events::EventId::random();
+        let mut line = event.lines.first().cloned().unwrap_or_else(some);
+        line.sku = sku.into();
+        line.quantity = units;
+        event.lines = vec![line];
+        event
+    }
+
+    fn cancelled(order: &str, reason: CancellationReason) -> Event {
+        let mut event: OrderCancelled = some();
+        event.order_id = order.into();
+        event.reason = reason;
+        event.envelope.event_id = retail_events::EventId::random();
+        Event::OrderCancelled(event)
+    }
+
+    #[test]
+    fn orders_end_once_duplicates_count_once_and_second_outcomes_are_flagged() {
+        let mut observed = Observed::default();
+        for order in ["a", "b", "c"] {
+            observed.add(placed(order), 1_000);
+        }
+        let shipment = shipped("a", "SKU-1", 2);
+        observed.add(Event::ShipmentCreated(shipment.clone()), 3_000);
+        // A redelivered copy of the same event changes nothing.
+        observed.add(Event::ShipmentCreated(shipment), 3_500);
+        observed.add(cancelled("b", CancellationReason::PaymentFailed), 2_000);
+        // A second, different terminal event for b is a saga bug the figures must show.
+        observed.add(cancelled("b", CancellationReason::Timeout), 9_000);
+        let mut stock: StockAdjusted = some();
+        stock.sku = "SKU-1".into();
+        stock.quantity_delta = 10;
+        observed.add(Event::StockAdjusted(stock.clone()), 500);
+        observed.add(Event::StockAdjusted(stock), 600);
+
+        let figures = observed.figures();
+        assert_eq!(figures.placed, 3);
+        assert_eq!(figures.shipped, 1);
+        assert_eq!(
+            figures.cancelled,
+            BTreeMap::from([("PAYMENT_FAILED".to_owned(), 1)])
+        );
+        assert_eq!(figures.in_flight, 1);
+        assert_eq!(figures.multiple_terminal, 1);
+        // Latencies 2000 ms (a) and 1000 ms (b); the duplicate and the second outcome add none.
+        assert_eq!(figures.latency_p50_ms, Some(1_000));
+        assert_eq!(figures.latency_p99_ms, Some(2_000));
+        assert_eq!(observed.shipped_units().get("SKU-1"), Some(&2));
+        assert_eq!(observed.stocked().get("SKU-1"), Some(&10));
+    }
+
+    #[test]
+    fn terminal_events_of_orders_placed_before_the_run_are_kept_apart() {
+        let mut observed = Observed::default();
+        observed.add(cancelled("old", CancellationReason::Timeout), 1_000);
+        let figures = observed.figures();
+        assert_eq!(figures.unmatched_terminal, 1);
+        assert_eq!(figures.terminal(), 0);
+        assert_eq!(figures.latency_p50_ms, None);
+    }
 
     #[test]
     fn percentiles_use_the_nearest_rank() {
