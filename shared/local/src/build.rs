@@ -77,7 +77,12 @@ pub fn spinner(message: impl Into<String>) -> ProgressBar {
         ProgressStyle::with_template("{spinner:.cyan} {msg} [{elapsed}]")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
-    bar.set_message(message.into());
+    let message = message.into();
+    // Off a terminal the bar draws nothing: say what is happening on a plain line instead.
+    if bar.is_hidden() {
+        println!("{message} ...");
+    }
+    bar.set_message(message);
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
 }
@@ -90,6 +95,12 @@ pub async fn build(workspace: &Path, profile: &str, log: &Path) -> Result<Binari
     let expected: Option<u64> = std::fs::read_to_string(&units_file)
         .ok()
         .and_then(|text| text.trim().parse().ok());
+    if !console::Term::stderr().is_term() {
+        println!(
+            "building the binaries ({profile}); cargo's output: {}",
+            log.display()
+        );
+    }
     let bar = match expected {
         Some(total) => {
             let bar = ProgressBar::new(total);
@@ -103,7 +114,16 @@ pub async fn build(workspace: &Path, profile: &str, log: &Path) -> Result<Binari
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         }
-        None => spinner("building"),
+        None => {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner:.cyan} {msg} [{elapsed}]")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_message("building");
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        }
     };
     bar.set_prefix(profile.to_owned());
 
