@@ -695,7 +695,11 @@ async fn watch(
     let elapsed = saga.started.elapsed();
 
     // Stop in order: the simulator (it sends the payments still due), then the workers.
-    let bar = spinner("stopping the simulator");
+    let bar = spinner(if fleet.simulator.is_some() {
+        "stopping the simulator"
+    } else {
+        "stopping"
+    });
     if let Some(simulator) = fleet.simulator.as_mut() {
         let (status, killed) = simulator.stop(Duration::from_secs(30)).await;
         note_exit(&mut fleet.exits, simulator, status, killed);
