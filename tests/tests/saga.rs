@@ -33,10 +33,7 @@ use retail_events::notification::NotificationKind;
 use retail_events::{Event, EventId, Topic};
 use retail_integration_tests::metrics_catalogue;
 use retail_integration_tests::process::{Process, free_port};
-use retail_integration_tests::{
-    TIMEOUT, bootstrap_servers, consumer_on, schema_registry_url, unique_name,
-};
-use retail_runtime::state::Entry;
+use retail_integration_tests::{bootstrap_servers, consumer_on, schema_registry_url, unique_name};
 use retail_simulator::summary::{Expected, OrderSummary, Summary};
 
 const PARTITIONS: i32 = 3;
@@ -467,52 +464,17 @@ async fn observe(saga: &Saga, summary: &Summary, within: Duration) -> Observed {
 }
 
 /// Inventory's stock state per SKU, read back from the stock stage's changelog (the latest
-/// record per key), up to the end of every partition (the workers are stopped by now).
+/// record per key), up to the end of every partition (the workers are stopped by now). The
+/// run command (`retail-local`) reads it the same way for its stock balance.
 async fn stock_state(saga: &Saga) -> BTreeMap<String, inventory::SkuState> {
     let changelog = format!("{}.stock.stock.changelog", saga.groups["inventory"]);
-    let consumer = reader(saga, std::slice::from_ref(&changelog));
-    let mut remaining: HashMap<i32, i64> = HashMap::new();
-    for partition in 0..PARTITIONS {
-        let (low, high) = consumer
-            .fetch_watermarks(&changelog, partition, TIMEOUT)
-            .expect("watermarks");
-        if high > low {
-            remaining.insert(partition, high);
-        }
-    }
-    let mut state = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !remaining.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "changelog {changelog} not read to its end: {remaining:?}"
-        );
-        let Ok(received) = tokio::time::timeout(left, consumer.recv()).await else {
-            continue;
-        };
-        let message = received.expect("consume");
-        if remaining
-            .get(&message.partition())
-            .is_some_and(|high| message.offset() + 1 >= *high)
-        {
-            remaining.remove(&message.partition());
-        }
-        let key = String::from_utf8_lossy(message.key().expect("key")).into_owned();
-        let value = match message.payload() {
-            None => None,
-            Some(bytes) => {
-                let entry: Entry<inventory::SkuState> =
-                    postcard::from_bytes(bytes).expect("a stock changelog record");
-                entry.value
-            }
-        };
-        match value {
-            Some(value) => state.insert(key, value),
-            None => state.remove(&key),
-        };
-    }
-    state
+    let bootstrap = saga.cluster.bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        retail_local::observe::stock_state(&bootstrap, &changelog, PARTITIONS)
+    })
+    .await
+    .expect("changelog reader thread")
+    .expect("the stock changelog reads to its end")
 }
 
 /// The checks of the module docs; prints the figures.

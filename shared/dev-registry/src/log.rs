@@ -315,8 +315,42 @@ impl SchemaLog for KafkaLog {
     }
 }
 
+/// How long the registry asks whether its topic exists before it tries to create it.
+const EXISTS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether the broker already has the topic. Asked before creating it, so a broker without the
+/// CreateTopics API (librdkafka's mock cluster, which `retail-local --broker mock` hosts) or a
+/// cluster that denies the registry topic creation works with a topic made beforehand. Any
+/// error reads as "not known to exist", and creation then reports the real problem. Asks once,
+/// for at most [`EXISTS_TIMEOUT`], so an unreachable broker or a shutdown during start-up is not
+/// held up here. Blocking.
+fn topic_exists(config: &KafkaLogConfig, cancel: &CancellationToken) -> bool {
+    if cancel.is_cancelled() {
+        return false;
+    }
+    let Ok(consumer) = ClientConfig::new()
+        .set("bootstrap.servers", &config.bootstrap_servers)
+        .create::<BaseConsumer>()
+    else {
+        return false;
+    };
+    consumer
+        .fetch_metadata(Some(&config.topic), config.timeout.min(EXISTS_TIMEOUT))
+        .is_ok_and(|metadata| {
+            metadata.topics().iter().any(|topic| {
+                topic.name() == config.topic
+                    && topic.error().is_none()
+                    && !topic.partitions().is_empty()
+            })
+        })
+}
+
 /// Creates the topic (one partition, compacted); an existing topic is fine. Blocking.
 fn ensure_topic(config: &KafkaLogConfig, cancel: &CancellationToken) -> Result<(), LogError> {
+    if topic_exists(config, cancel) {
+        tracing::debug!(topic = %config.topic, "schemas topic already exists");
+        return Ok(());
+    }
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &config.bootstrap_servers)
         .create()
