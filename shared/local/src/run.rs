@@ -254,7 +254,7 @@ async fn start_stack(
                 .await?;
             bar.finish_and_clear();
             Stack {
-                broker: "tansu".to_owned(),
+                broker: BrokerKind::Tansu.name().to_owned(),
                 bootstrap: address,
                 registry: String::new(),
                 mock: None,
@@ -275,7 +275,7 @@ async fn start_stack(
             mock.create_topic("_schemas", 1, 1)
                 .map_err(LaunchError::kafka("creating _schemas"))?;
             Stack {
-                broker: "mock".to_owned(),
+                broker: BrokerKind::Mock.name().to_owned(),
                 bootstrap,
                 registry: String::new(),
                 mock: Some(mock),
