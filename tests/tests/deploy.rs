@@ -46,32 +46,17 @@ const WORKERS: [&str; 5] = [
 ];
 
 /// Workspace binaries the image leaves out, with the reason.
-const NOT_DEPLOYED: [(&str, &str); 3] = [
+const NOT_DEPLOYED: [(&str, &str); 4] = [
     (
         "dev-registry",
         "the development schema registry; deployments use Confluent Schema Registry",
     ),
     ("counting-worker", "the runtime tests' worker"),
     ("hop-benchmark", "a benchmark"),
-];
-
-/// Binaries the image ships that the workspace does not have yet: `retailctl` (crate
-/// `retail-ops`, shared/ops) is written on another branch. Once it is merged it is an ordinary
-/// workspace binary and this list changes nothing.
-const COMING: [&str; 1] = ["retailctl"];
-
-/// The variables `retailctl topics create` and `retailctl schemas register` read, used while
-/// its binary is not built here (it is checked against its `--help` once it is).
-const RETAILCTL_ENV: [&str; 9] = [
-    "KAFKA_BOOTSTRAP_SERVERS",
-    "SCHEMA_REGISTRY_URL",
-    "SCHEMA_REGISTRY_BASIC_AUTH",
-    "WORKER_KAFKA_CONFIG",
-    "WORKER_TOPIC_PREFIX",
-    "WORKER_TOPIC_PARTITIONS",
-    "WORKER_TOPIC_REPLICATION",
-    "RETAILCTL_TIMEOUT",
-    "RETAILCTL_SCHEMAS_DIR",
+    (
+        "retail-local",
+        "the local run command (deploy/local/run): starts the whole saga on a developer's machine",
+    ),
 ];
 
 /// The image every service of ours runs (docker-compose.yml; kustomize `images` in Kubernetes).
@@ -148,13 +133,6 @@ fn output_of(command: &mut Command) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
-}
-
-/// The path of a built workspace binary, if it is built (see `process::binary`).
-fn built_binary(name: &str) -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let path = exe.parent()?.parent()?.join(name);
-    path.is_file().then_some(path)
 }
 
 /// The environment variables a `--help` text lists (`[env: NAME=value]` or `[env: NAME]`).
@@ -443,13 +421,10 @@ fn compose_settings_are_variables_the_binaries_accept() {
         for program in service_programs(service) {
             let binary_name = program.first().expect("a command").as_str();
             let accepted = if binary_name == "retailctl" {
-                match built_binary("retailctl") {
-                    Some(_) => accepted_env(
-                        "retailctl",
-                        &[&["topics", "create"], &["schemas", "register"]],
-                    ),
-                    None => RETAILCTL_ENV.iter().map(|var| (*var).to_owned()).collect(),
-                }
+                accepted_env(
+                    "retailctl",
+                    &[&["topics", "create"], &["schemas", "register"]],
+                )
             } else {
                 accepted_env(binary_name, &[])
             };
@@ -866,7 +841,7 @@ fn dockerfile_ships_every_deployable_binary() {
     );
     for name in &dockerfile.built {
         assert!(
-            workspace.contains(name) || COMING.contains(&name.as_str()),
+            workspace.contains(name),
             "deploy/Dockerfile builds {name}, which is no workspace binary"
         );
         assert!(
