@@ -15,7 +15,7 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use retail_codec::SrSettings;
 use retail_events::Topic;
-use retail_runtime::config::{KafkaSetting, kafka_settings_from_env, redact_url};
+use retail_runtime::config::{KafkaSetting, kafka_settings_from_process_env, redact_url};
 use schema_registry_converter::async_impl::schema_registry::get_all_subjects;
 
 use crate::error::OpsError;
@@ -92,16 +92,6 @@ impl fmt::Debug for Connection {
             .field("timeout", &self.timeout)
             .finish()
     }
-}
-
-/// `KAFKA_CONFIG_*` variables; names or values that are not Unicode cannot be librdkafka
-/// properties and are skipped.
-fn kafka_settings_from_process_env() -> Vec<KafkaSetting> {
-    kafka_settings_from_env(
-        std::env::vars_os().filter_map(|(name, value)| {
-            Some((name.into_string().ok()?, value.into_string().ok()?))
-        }),
-    )
 }
 
 impl Connection {

@@ -198,7 +198,7 @@ pub fn kafka_settings_from_env(
 
 /// The process environment's `KAFKA_CONFIG_*` settings. Variables that are not valid Unicode
 /// cannot be librdkafka properties and are skipped rather than panicking as `env::vars` would.
-fn kafka_settings_from_process_env() -> Vec<KafkaSetting> {
+pub fn kafka_settings_from_process_env() -> Vec<KafkaSetting> {
     kafka_settings_from_env(
         std::env::vars_os().filter_map(|(name, value)| {
             Some((name.into_string().ok()?, value.into_string().ok()?))

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use retail_runtime::config::{KafkaSetting, LogFormat, PARTITIONER, kafka_settings_from_env};
+use retail_runtime::config::{
+    KafkaSetting, LogFormat, PARTITIONER, kafka_settings_from_process_env,
+};
 
 use crate::plan::{MixError, MixRates, PlanSettings};
 
@@ -84,9 +86,7 @@ pub struct Config {
     pub kafka_config: Vec<KafkaSetting>,
 
     /// The `KAFKA_CONFIG_*` variables of the environment, captured when parsed.
-    #[arg(skip = kafka_settings_from_env(std::env::vars_os().filter_map(|(name, value)| {
-        Some((name.into_string().ok()?, value.into_string().ok()?))
-    })))]
+    #[arg(skip = kafka_settings_from_process_env())]
     pub kafka_env_config: Vec<KafkaSetting>,
 
     /// Log format.
