@@ -8,6 +8,7 @@
 //! Tests never share state: every test uses fresh random topic, group and subject names, so they
 //! run in parallel and can be re-run against a long-lived cluster.
 
+pub mod cluster;
 pub mod counting;
 pub mod metrics_catalogue;
 pub mod process;
@@ -71,7 +72,18 @@ pub fn client_config_on(bootstrap: &str) -> ClientConfig {
 
 /// Creates a topic (the local broker does not auto-create topics), with extra topic configs.
 pub async fn create_topic(name: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let admin: AdminClient<DefaultClientContext> = client_config().create().expect("admin client");
+    create_topic_on(&bootstrap_servers(), name, partitions, configs).await;
+}
+
+/// Creates a topic on the broker at `bootstrap`.
+pub async fn create_topic_on(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config_on(bootstrap).create().expect("admin client");
     let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     for &(key, value) in configs {
         topic = topic.set(key, value);

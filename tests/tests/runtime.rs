@@ -6,6 +6,10 @@
 //! total as a `LowStock` caused by that input. So the outputs show which inputs were applied,
 //! how often, and to which state: effectively-once means one output id per input, identical
 //! bytes whenever an output is re-sent, and final totals equal to the sums of the deltas.
+//!
+//! On the local broker each test gets a fresh broker and registry of its own
+//! ([`retail_integration_tests::cluster::Cluster`]): these tests are about pauses, and tansu's
+//! own pauses grow with what the rest of the suite wrote to the shared one.
 
 mod common;
 
@@ -16,19 +20,20 @@ use rdkafka::consumer::Consumer;
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::FutureRecord;
 use retail_events::Event;
-use retail_integration_tests::{TIMEOUT, consumer, producer, unique_name};
+use retail_integration_tests::{TIMEOUT, consumer_on, producer_on, unique_name};
 use retail_runtime::dead_letter::DeadLetter;
 
 use common::{
-    Inputs, Outputs, Setup, Worker, adjustment, assert_effectively_once, codec, committed_offsets,
-    output_consumer, produce_adjustments, read_outputs, read_until, settle_and_check,
+    Inputs, Outputs, Setup, Worker, adjustment, assert_effectively_once, codec_on,
+    committed_offsets, output_consumer, produce_adjustments, read_outputs, read_to_end, read_until,
+    settle_and_check,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_stream_resumes_with_exactly_one_set_of_effects() {
     let setup = Setup::new("rt-kill");
     setup.create_topics().await;
-    let codec = codec().await;
+    let codec = setup.codec().await;
     let mut inputs = Inputs::new();
     produce_adjustments(
         &codec,
@@ -70,7 +75,7 @@ async fn a_worker_killed_mid_stream_resumes_with_exactly_one_set_of_effects() {
 async fn poison_pills_go_to_the_dead_letter_topic_and_the_rest_flows() {
     let setup = Setup::new("rt-poison");
     setup.create_topics().await;
-    let codec = codec().await;
+    let codec = setup.codec().await;
     let mut inputs = Inputs::new();
     produce_adjustments(
         &codec,
@@ -98,7 +103,7 @@ async fn poison_pills_go_to_the_dead_letter_topic_and_the_rest_flows() {
                 .expect("encode"),
         ),
     ];
-    let producer = producer();
+    let producer = producer_on(&setup.bootstrap);
     let mut poisoned: HashMap<String, (i32, i64)> = HashMap::new();
     for (class, payload) in &poisons {
         let delivery = producer
@@ -135,7 +140,7 @@ async fn poison_pills_go_to_the_dead_letter_topic_and_the_rest_flows() {
     .await;
     assert_effectively_once(&inputs, &outputs);
 
-    let dead = consumer(&unique_name("dlq-reader"));
+    let dead = consumer_on(&setup.bootstrap, &unique_name("dlq-reader"));
     dead.subscribe(&[&setup.dead_letters()]).expect("subscribe");
     let mut found: HashMap<String, DeadLetter> = HashMap::new();
     while found.len() < poisons.len() {
@@ -218,7 +223,7 @@ async fn poison_pills_go_to_the_dead_letter_topic_and_the_rest_flows() {
 async fn sigterm_under_load_drains_and_commits_everything_it_emitted() {
     let setup = Setup::new("rt-sigterm");
     setup.create_topics().await;
-    let codec = codec().await;
+    let codec = setup.codec().await;
     let mut inputs = Inputs::new();
     produce_adjustments(
         &codec,
@@ -235,8 +240,9 @@ async fn sigterm_under_load_drains_and_commits_everything_it_emitted() {
     // More input keeps arriving while it stops.
     let load = {
         let (bootstrap, topic) = (setup.bootstrap.clone(), setup.input());
+        let registry = setup.registry.clone();
         tokio::spawn(async move {
-            let load_codec = self::codec().await;
+            let load_codec = codec_on(&registry).await;
             let mut more = Inputs::new();
             produce_adjustments(&load_codec, &bootstrap, &topic, 2000, 2000, &mut more).await;
             more
@@ -264,24 +270,8 @@ async fn sigterm_under_load_drains_and_commits_everything_it_emitted() {
     // as new work by the next owner, and nothing committed lacks its effects.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let committed = committed_offsets(&setup);
-    let mut all = Outputs::default();
-    let everything = output_consumer(&setup);
-    // Read until the topic stays quiet: the worker is gone, so this is everything it emitted.
-    let mut last = usize::MAX;
-    while last != all.records.len() {
-        last = all.records.len();
-        let _ = tokio::time::timeout(
-            Duration::from_secs(3),
-            read_until(
-                &codec,
-                &everything,
-                &mut all,
-                Duration::from_secs(3600),
-                |_| false,
-            ),
-        )
-        .await;
-    }
+    // The worker is gone, so the output topic up to its end is everything it emitted.
+    let all = read_to_end(&codec, &setup, Duration::from_secs(60)).await;
     let emitted_causes = all.causes;
     assert!(!emitted_causes.is_empty());
     for cause in &emitted_causes {
@@ -310,7 +300,7 @@ async fn sigterm_under_load_drains_and_commits_everything_it_emitted() {
 async fn two_instances_one_leaves_and_rejoins_without_loss_or_duplicate_effects() {
     let setup = Setup::new("rt-rebalance");
     setup.create_topics().await;
-    let codec = codec().await;
+    let codec = setup.codec().await;
     let mut inputs = Inputs::new();
     produce_adjustments(
         &codec,

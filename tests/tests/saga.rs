@@ -31,9 +31,10 @@ use retail_codec::{Codec, RegistrationMode, registry_settings};
 use retail_events::fulfilment::CancellationReason;
 use retail_events::notification::NotificationKind;
 use retail_events::{Event, EventId, Topic};
+use retail_integration_tests::cluster::Cluster;
 use retail_integration_tests::metrics_catalogue;
 use retail_integration_tests::process::{Process, free_port};
-use retail_integration_tests::{bootstrap_servers, consumer_on, schema_registry_url, unique_name};
+use retail_integration_tests::{consumer_on, unique_name};
 use retail_simulator::summary::{Expected, OrderSummary, Summary};
 
 const PARTITIONS: i32 = 3;
@@ -46,70 +47,6 @@ fn orders_per_run() -> u64 {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(1000)
-}
-
-/// The broker and registry of one run.
-struct Cluster {
-    bootstrap: String,
-    registry: String,
-    /// The run's own local stack, stopped on drop; `None` on a shared cluster.
-    stack_dir: Option<PathBuf>,
-}
-
-impl Cluster {
-    fn stack_script() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/stack")
-    }
-
-    /// A fresh local stack in `dir` when the suite runs on the local broker, else the
-    /// environment's cluster.
-    fn for_run(dir: &std::path::Path) -> Self {
-        if std::env::var("LOCAL_STACK").as_deref() != Ok("1") {
-            return Self {
-                bootstrap: bootstrap_servers(),
-                registry: schema_registry_url(),
-                stack_dir: None,
-            };
-        }
-        let stack_dir = dir.join("stack");
-        let output = std::process::Command::new(Self::stack_script())
-            .arg("start")
-            .env("STACK_DIR", &stack_dir)
-            .env("STACK_FRESH", "1")
-            .env_remove("KAFKA_PORT")
-            .env_remove("REGISTRY_PORT")
-            .output()
-            .expect("deploy/local/stack start");
-        assert!(
-            output.status.success(),
-            "starting the run's broker failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let exports = String::from_utf8_lossy(&output.stdout).into_owned();
-        let value = |name: &str| {
-            exports
-                .lines()
-                .find_map(|line| line.strip_prefix(&format!("export {name}=")))
-                .unwrap_or_else(|| panic!("{name} not in the stack's output: {exports}"))
-                .to_owned()
-        };
-        Self {
-            bootstrap: value("KAFKA_BOOTSTRAP_SERVERS"),
-            registry: value("SCHEMA_REGISTRY_URL"),
-            stack_dir: Some(stack_dir),
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if let Some(stack_dir) = &self.stack_dir {
-            let _ = std::process::Command::new(Self::stack_script())
-                .arg("stop")
-                .env("STACK_DIR", stack_dir)
-                .output();
-        }
-    }
 }
 
 /// The workers of a run, their topics and groups.

@@ -14,34 +14,60 @@ use rdkafka::{Offset, TopicPartitionList};
 use retail_codec::{Codec, RegistrationMode, registry_settings};
 use retail_events::warehouse::{StockAdjusted, StockAdjustmentReason};
 use retail_events::{Envelope, Event, EventId, Timestamp};
+use retail_integration_tests::cluster::Cluster;
 use retail_integration_tests::{
-    TIMEOUT, bootstrap_servers, client_config_on, consumer_on, create_topic, producer_on,
-    schema_registry_url, unique_name,
+    TIMEOUT, client_config_on, consumer_on, create_topic_on, producer_on, schema_registry_url,
+    unique_name,
 };
 
 pub(crate) const PARTITIONS: i32 = 3;
 pub(crate) const SKUS: usize = 30;
 
-/// One test's topics and group.
+/// One test's broker, registry, topics and group.
 pub(crate) struct Setup {
     pub(crate) prefix: String,
     pub(crate) group: String,
-    /// The broker: `KAFKA_BOOTSTRAP_SERVERS`, or another one (librdkafka's mock cluster).
+    /// The broker: a fresh local one, the environment's, or another (librdkafka's mock cluster).
     pub(crate) bootstrap: String,
+    /// The schema registry.
+    pub(crate) registry: String,
+    /// The test's own local stack, if it has one (see [`Cluster::for_run`]); stopped on drop.
+    _cluster: Option<Cluster>,
 }
 
 impl Setup {
+    /// A setup on a broker and registry of its own when the suite runs on the local broker
+    /// (`LOCAL_STACK=1`), else on the environment's.
     pub(crate) fn new(name: &str) -> Self {
-        Self::on(name, &bootstrap_servers())
+        let prefix = unique_name(name);
+        let cluster = Cluster::for_run(
+            &PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .join("stacks")
+                .join(&prefix),
+        );
+        Self {
+            prefix: format!("{prefix}."),
+            group: unique_name("counter"),
+            bootstrap: cluster.bootstrap.clone(),
+            registry: cluster.registry.clone(),
+            _cluster: Some(cluster),
+        }
     }
 
-    /// A setup on the broker at `bootstrap`.
+    /// A setup on the broker at `bootstrap`, with the environment's registry.
     pub(crate) fn on(name: &str, bootstrap: &str) -> Self {
         Self {
             prefix: format!("{}.", unique_name(name)),
             group: unique_name("counter"),
             bootstrap: bootstrap.to_owned(),
+            registry: schema_registry_url(),
+            _cluster: None,
         }
+    }
+
+    /// A codec on the setup's registry.
+    pub(crate) async fn codec(&self) -> Codec {
+        codec_on(&self.registry).await
     }
 
     pub(crate) fn input(&self) -> String {
@@ -57,8 +83,8 @@ impl Setup {
     }
 
     pub(crate) async fn create_topics(&self) {
-        create_topic(&self.input(), PARTITIONS, &[]).await;
-        create_topic(&self.output(), PARTITIONS, &[]).await;
+        create_topic_on(&self.bootstrap, &self.input(), PARTITIONS, &[]).await;
+        create_topic_on(&self.bootstrap, &self.output(), PARTITIONS, &[]).await;
     }
 }
 
@@ -106,7 +132,7 @@ impl Worker {
             ])
             .args(extra)
             .env("KAFKA_BOOTSTRAP_SERVERS", &setup.bootstrap)
-            .env("SCHEMA_REGISTRY_URL", schema_registry_url())
+            .env("SCHEMA_REGISTRY_URL", &setup.registry)
             .env("RUST_LOG", "info")
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
@@ -191,9 +217,14 @@ impl Drop for Worker {
 /// The inputs produced: id → (sku, delta, partition, offset).
 pub(crate) type Inputs = HashMap<EventId, (String, i32, i32, i64)>;
 
+/// A codec on the environment's registry.
 pub(crate) async fn codec() -> Codec {
-    let settings =
-        registry_settings(&schema_registry_url(), None, Duration::from_secs(10)).expect("settings");
+    codec_on(&schema_registry_url()).await
+}
+
+/// A codec on the registry at `url`.
+pub(crate) async fn codec_on(url: &str) -> Codec {
+    let settings = registry_settings(url, None, Duration::from_secs(10)).expect("settings");
     Codec::connect(settings, RegistrationMode::Register)
         .await
         .expect("codec")
@@ -297,24 +328,75 @@ pub(crate) async fn read_until(
         else {
             continue;
         };
-        let message = received.expect("consume");
-        let payload = message.payload().expect("payload").to_vec();
-        let Event::LowStock(low) = codec.decode(&payload).await.expect("decodes") else {
-            panic!("unexpected event type");
-        };
-        let cause = low.envelope.causation_id.expect("caused");
-        outputs.causes.insert(cause);
-        let record = OutputRecord {
-            id: low.envelope.event_id,
-            cause,
-            sku: low.sku,
-            available: low.available,
-            payload,
-        };
-        outputs
-            .records
-            .insert((message.partition(), message.offset()), record);
+        record_output(codec, &received.expect("consume"), outputs).await;
     }
+}
+
+/// Decodes one output record into `outputs`.
+async fn record_output(
+    codec: &Codec,
+    message: &rdkafka::message::BorrowedMessage<'_>,
+    outputs: &mut Outputs,
+) {
+    let payload = message.payload().expect("payload").to_vec();
+    let Event::LowStock(low) = codec.decode(&payload).await.expect("decodes") else {
+        panic!("unexpected event type");
+    };
+    let cause = low.envelope.causation_id.expect("caused");
+    outputs.causes.insert(cause);
+    let record = OutputRecord {
+        id: low.envelope.event_id,
+        cause,
+        sku: low.sku,
+        available: low.available,
+        payload,
+    };
+    outputs
+        .records
+        .insert((message.partition(), message.offset()), record);
+}
+
+/// Reads the whole output topic up to its end at the time of the call (the high watermarks):
+/// for when no worker writes to it any more, so the end is everything that was emitted.
+pub(crate) async fn read_to_end(codec: &Codec, setup: &Setup, within: Duration) -> Outputs {
+    let consumer = consumer_on(&setup.bootstrap, &unique_name("to-end"));
+    let mut ends = HashMap::new();
+    let mut list = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        let (_, high) = consumer
+            .fetch_watermarks(&setup.output(), partition, TIMEOUT)
+            .expect("watermarks");
+        if high > 0 {
+            ends.insert(partition, high);
+            list.add_partition_offset(&setup.output(), partition, Offset::Beginning)
+                .expect("partition");
+        }
+    }
+    let mut outputs = Outputs::default();
+    if ends.is_empty() {
+        return outputs;
+    }
+    consumer.assign(&list).expect("assign");
+    let deadline = Instant::now() + within;
+    while !ends.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "output topic not read to its end {ends:?} (partition: high watermark) after {within:?}"
+        );
+        let Ok(received) = tokio::time::timeout(left, consumer.recv()).await else {
+            continue;
+        };
+        let message = received.expect("consume");
+        record_output(codec, &message, &mut outputs).await;
+        if ends
+            .get(&message.partition())
+            .is_some_and(|end| message.offset() + 1 >= *end)
+        {
+            ends.remove(&message.partition());
+        }
+    }
+    outputs
 }
 
 /// Reads the output topic until every input in `inputs` has caused an output.
