@@ -1,0 +1,28 @@
+//! `retail-bench`: the performance suite (issue 7). Each subcommand measures one thing on the
+//! local broker and prints its figures as a Markdown table; `all` runs them in one go.
+//!
+//! Run it through `bench/run`, which builds the release binaries and installs the peer's
+//! Python environment first.
+
+use clap::{Parser, Subcommand};
+
+/// The benchmark suite's command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "retail-bench",
+    about = "Performance figures of the workers, printed as tables"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// What to measure.
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {}
+}
