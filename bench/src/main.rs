@@ -4,7 +4,11 @@
 //! Run it through `bench/run`, which builds the release binaries and installs the peer's
 //! Python environment first.
 
+use std::path::PathBuf;
+
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use retail_bench::{arms, hops, stack};
 
 /// The benchmark suite's command line.
 #[derive(Debug, Parser)]
@@ -19,10 +23,48 @@ struct Cli {
 
 /// What to measure.
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Each hop against the broker's own limit and the peer stream processor.
+    Hops(hops::HopsArgs),
+    /// (internal) The passthrough arm: copies records, no decoding.
+    #[command(hide = true)]
+    Passthrough(arms::PassthroughArgs),
+    /// (internal) The no-op hop arm: the runtime with a stateless handler.
+    #[command(hide = true)]
+    NoopWorker(arms::NoopArgs),
+    /// (internal) Hosts librdkafka's mock cluster in this process.
+    #[command(hide = true)]
+    MockBroker,
+}
+
+/// The repository (for `deploy/local/stack` and the peer) and the folder of the release
+/// binaries (this one's).
+fn locations() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("repository")?
+        .to_owned();
+    let bin_dir = std::env::current_exe()?
+        .parent()
+        .context("binary folder")?
+        .to_owned();
+    Ok((repo, bin_dir))
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Hops(args) => {
+            let (repo, bin_dir) = locations()?;
+            let rows = hops::run(&args, &repo, &bin_dir).await?;
+            println!("{}", hops::table(&args, &rows));
+            Ok(())
+        }
+        Command::Passthrough(args) => {
+            tokio::task::spawn_blocking(move || arms::passthrough(&args)).await?
+        }
+        Command::NoopWorker(args) => arms::noop_worker(args).await,
+        Command::MockBroker => stack::host_mock_broker(),
+    }
 }
