@@ -357,8 +357,26 @@ async fn observe(saga: &Saga, summary: &Summary, within: Duration) -> Observed {
                 .map(|order| order.order_id.as_str())
                 .take(10)
                 .collect();
+            let unnotified: Vec<(&str, Vec<NotificationKind>)> = summary
+                .orders
+                .iter()
+                .filter_map(|order| {
+                    let terminal = *observed.terminal.get(&order.order_id)?.values().next()?;
+                    let mut kinds: Vec<NotificationKind> = expected_notifications(order, terminal)
+                        .into_iter()
+                        .filter(|kind| {
+                            !observed
+                                .notifications
+                                .contains_key(&(order.order_id.clone(), *kind))
+                        })
+                        .collect();
+                    kinds.sort_by_key(|kind| format!("{kind:?}"));
+                    (!kinds.is_empty()).then_some((order.order_id.as_str(), kinds))
+                })
+                .take(10)
+                .collect();
             panic!(
-                "saga incomplete after {within:?}: {} of {} orders terminal; first without a terminal state: {missing:?}; {}",
+                "saga incomplete after {within:?}: {} of {} orders terminal; first without a terminal state: {missing:?}; first terminal ones missing notifications: {unnotified:?}; {}",
                 observed.terminal.len(),
                 summary.orders.len(),
                 saga.log_hint()
