@@ -6,6 +6,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod instructions;
+
 /// The benchmark suite's command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -19,10 +21,19 @@ struct Cli {
 
 /// What to measure.
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Instructions per event of the per-record paths, counted by callgrind on the offline
+    /// replay harness.
+    Instructions(instructions::InstructionsArgs),
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Instructions(args) => {
+            print!("{}", instructions::table(&instructions::run(args).await?))
+        }
+    }
+    Ok(())
 }
