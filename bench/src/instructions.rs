@@ -48,6 +48,11 @@ pub(crate) struct InstructionsArgs {
     /// the system's temporary directory if not given.
     #[arg(long, env = "BENCH_INSTRUCTIONS_OUT_DIR")]
     pub(crate) out_dir: Option<PathBuf>,
+    /// Runs of each record count; the median is used. Callgrind is deterministic except for
+    /// hash-map seeds and where the allocator finds memory, which move the no-op hop's figure
+    /// by about 2% between runs and the others by well under 1%.
+    #[arg(long, env = "BENCH_INSTRUCTIONS_REPEAT", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub(crate) repeat: u32,
     /// The replay harness; by default `replay` next to this executable (both are built by
     /// `cargo build --release -p retail-bench --bins`).
     #[arg(long, env = "BENCH_REPLAY_BIN")]
@@ -61,6 +66,7 @@ impl Default for InstructionsArgs {
             small_events: SMALL_EVENTS,
             large_events: LARGE_EVENTS,
             out_dir: None,
+            repeat: 1,
             replay_bin: None,
         }
     }
@@ -144,8 +150,8 @@ fn measure(args: &InstructionsArgs) -> anyhow::Result<Instructions> {
     };
     let mut figures = Vec::with_capacity(paths.len());
     for path in paths {
-        let small = callgrind(&replay_bin, &out_dir, path, args.small_events)?;
-        let large = callgrind(&replay_bin, &out_dir, path, args.large_events)?;
+        let small = median_run(&replay_bin, &out_dir, path, args.small_events, args.repeat)?;
+        let large = median_run(&replay_bin, &out_dir, path, args.large_events, args.repeat)?;
         ensure!(
             large.instructions > small.instructions,
             "{}: {} records took {} instructions, {} records {}: the larger run must take more",
@@ -203,13 +209,42 @@ struct Run {
     file: PathBuf,
 }
 
+/// The run with the median instruction count of `repeat` runs.
+fn median_run(
+    replay_bin: &Path,
+    out_dir: &Path,
+    path: ReplayPath,
+    events: u64,
+    repeat: u32,
+) -> anyhow::Result<Run> {
+    let mut runs = (1..=repeat)
+        .map(|attempt| callgrind(replay_bin, out_dir, path, events, attempt))
+        .collect::<anyhow::Result<Vec<Run>>>()?;
+    runs.sort_by_key(|run| run.instructions);
+    if let (Some(first), Some(last)) = (runs.first(), runs.last())
+        && repeat > 1
+    {
+        eprintln!(
+            "{}: {events} records: {} to {} instructions in {repeat} runs",
+            path.name(),
+            first.instructions,
+            last.instructions
+        );
+    }
+    let middle = runs.len() / 2;
+    runs.into_iter()
+        .nth(middle)
+        .context("no callgrind run (--repeat is at least 1)")
+}
+
 fn callgrind(
     replay_bin: &Path,
     out_dir: &Path,
     path: ReplayPath,
     events: u64,
+    attempt: u32,
 ) -> anyhow::Result<Run> {
-    let file = out_dir.join(format!("callgrind.{}.{events}.out", path.name()));
+    let file = out_dir.join(format!("callgrind.{}.{events}.{attempt}.out", path.name()));
     let output = Command::new("valgrind")
         .arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", file.display()))

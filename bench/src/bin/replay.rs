@@ -506,7 +506,8 @@ enum CodecStep {
     Encode,
 }
 
-/// Decoding or encoding only.
+/// Decoding or encoding only: the codec's own cost. Decoding is polled once, without the
+/// runtime handle's `block_on` the worker path goes through.
 struct CodecPath<'a> {
     codec: &'a Codec,
     step: CodecStep,
