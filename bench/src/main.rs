@@ -10,6 +10,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use retail_bench::{arms, hops, stack};
 
+mod instructions;
+
 /// The benchmark suite's command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +37,9 @@ enum Command {
     /// (internal) Hosts librdkafka's mock cluster in this process.
     #[command(hide = true)]
     MockBroker,
+    /// Instructions per event of the per-record paths, counted by callgrind on the offline
+    /// replay harness.
+    Instructions(instructions::InstructionsArgs),
 }
 
 /// The repository (for `deploy/local/stack` and the peer) and the folder of the release
@@ -66,5 +71,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::NoopWorker(args) => arms::noop_worker(args).await,
         Command::MockBroker => stack::host_mock_broker(),
+        Command::Instructions(args) => {
+            print!("{}", instructions::table(&instructions::run(args).await?));
+            Ok(())
+        }
     }
 }

@@ -46,7 +46,7 @@ const WORKERS: [&str; 5] = [
 ];
 
 /// Workspace binaries the image leaves out, with the reason.
-const NOT_DEPLOYED: [(&str, &str); 5] = [
+const NOT_DEPLOYED: [(&str, &str); 6] = [
     (
         "dev-registry",
         "the development schema registry; deployments use Confluent Schema Registry",
@@ -54,6 +54,7 @@ const NOT_DEPLOYED: [(&str, &str); 5] = [
     ("counting-worker", "the runtime tests' worker"),
     ("hop-benchmark", "a benchmark"),
     ("retail-bench", "the benchmark suite (bench/run)"),
+    ("replay", "the benchmark suite's offline replay harness"),
     (
         "retail-local",
         "the local run command (deploy/local/run): starts the whole saga on a developer's machine",
