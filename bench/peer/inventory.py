@@ -89,6 +89,8 @@ Flags (environment variable in brackets; every flag has a default):
 --closed-order-limit     at most this many such orders per SKU (256)
 --dedup-max-per-key      input event ids remembered per key (32)
 --log-level              DEBUG, INFO, WARNING or ERROR (INFO)
+--consumer-config K=V    a librdkafka consumer property over the defaults (repeatable)
+--producer-config K=V    a librdkafka producer property over the defaults (repeatable)
 
 Topics must exist with explicit ``retention.ms`` and ``retention.bytes`` configs (Quix derives
 its changelog topics' configs from them); missing ones are created with 6 partitions and those
@@ -594,6 +596,28 @@ def keyed_step(
     return step
 
 
+#: The Rust runtime's consumer settings (RuntimeConfig::consumer_config) that Quix lets us set.
+CONSUMER_CONFIG: dict[str, Any] = {
+    "isolation.level": "read_committed",
+    "session.timeout.ms": 30000,
+    "max.poll.interval.ms": 300000,
+    "statistics.interval.ms": 5000,
+    "queued.max.messages.kbytes": 16384,
+    # librdkafka's default, which the Rust side keeps; Quix would lower it to 100.
+    "fetch.queue.backoff.ms": 1000,
+}
+
+#: The Rust runtime's producer settings (RuntimeConfig::producer_config).
+PRODUCER_CONFIG: dict[str, Any] = {
+    "partitioner": "murmur2_random",
+    "enable.idempotence": True,
+    "acks": "all",
+    "linger.ms": 5,
+    "compression.type": "lz4",
+    "statistics.interval.ms": 5000,
+}
+
+
 def build(args: argparse.Namespace, state_dir: str) -> Application:
     """The application: topics, serialisers, both stages."""
     registry = Registry(args.schema_registry_url)
@@ -621,22 +645,8 @@ def build(args: argparse.Namespace, state_dir: str) -> Application:
         use_changelog_topics=True,
         processing_guarantee=args.processing_guarantee,
         loglevel=args.log_level,
-        consumer_extra_config={
-            "isolation.level": "read_committed",
-            "session.timeout.ms": 30000,
-            "max.poll.interval.ms": 300000,
-            "statistics.interval.ms": 5000,
-            "queued.max.messages.kbytes": 16384,
-            "fetch.queue.backoff.ms": 1000,
-        },
-        producer_extra_config={
-            "partitioner": "murmur2_random",
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "statistics.interval.ms": 5000,
-        },
+        consumer_extra_config={**CONSUMER_CONFIG, **dict(args.consumer_config)},
+        producer_extra_config={**PRODUCER_CONFIG, **dict(args.producer_config)},
     )
     create_config = TopicConfig(
         num_partitions=args.topic_partitions,
@@ -691,6 +701,14 @@ def build(args: argparse.Namespace, state_dir: str) -> Application:
     return app
 
 
+def kafka_setting(text: str) -> tuple[str, str]:
+    """``key=value`` of ``--consumer-config`` / ``--producer-config``."""
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
+
+
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(
@@ -724,6 +742,15 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO"
     )
+    for client in ("consumer", "producer"):
+        parser.add_argument(
+            f"--{client}-config",
+            action="append",
+            default=[],
+            type=kafka_setting,
+            metavar="KEY=VALUE",
+            help=f"a librdkafka property for the {client}, over the defaults (repeatable)",
+        )
     args = parser.parse_args(argv)
     problems = []
     if not args.bootstrap_servers.strip():
