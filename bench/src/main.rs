@@ -6,6 +6,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod saga;
+
 /// The benchmark suite's command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -19,10 +21,16 @@ struct Cli {
 
 /// What to measure.
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Saga latency, OrderPlaced -> ShipmentCreated, at fixed offered loads.
+    Saga(saga::SagaArgs),
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Saga(args) => print!("{}", saga::table(&saga::run(&args).await?)),
+    }
+    Ok(())
 }

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::build::{Binaries, build, ensure_tansu, spinner};
 use crate::children::{ChildProcess, Spec, free_port};
 use crate::config::{BrokerKind, Config};
+use crate::endpoints::{Endpoints, WorkerEndpoint};
 use crate::error::LaunchError;
 use crate::observe::{self, OBSERVED, Observer};
 use crate::scrape::{WorkerMetrics, scrape};
@@ -488,6 +489,21 @@ async fn start_saga(
             worker.log_path.display()
         );
     }
+    Endpoints {
+        broker: stack.broker.clone(),
+        bootstrap_servers: stack.bootstrap.clone(),
+        schema_registry_url: stack.registry.clone(),
+        workers: fleet
+            .workers
+            .iter()
+            .map(|worker| WorkerEndpoint {
+                name: worker.name.clone(),
+                pid: worker.pid,
+                http: worker.http.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+    .write(log_dir)?;
 
     let simulator_summary = log_dir.join("simulator-summary.json");
     if config.no_simulator {
