@@ -182,14 +182,14 @@ fn nearest_rank(sorted: &[i64], share: f64) -> Option<i64> {
 pub(crate) struct SagaRow {
     /// The offered load, orders per second.
     pub(crate) offered_per_sec: f64,
-    /// Orders that ended (shipped or cancelled) per second within the window.
+    /// Orders that shipped per second within the window.
     pub(crate) achieved_per_sec: f64,
     /// `OrderPlaced` (intended time) to `ShipmentCreated`, orders of the window that shipped.
     pub(crate) latency: Option<Percentiles>,
     /// Whether the workers fell behind (see the module docs), and why.
     pub(crate) lag_growing: bool,
     pub(crate) lag_reason: String,
-    /// Orders of the window that ended (shipped or cancelled) / orders intended in it.
+    /// Orders of the window that shipped / orders intended in it.
     pub(crate) completed: u64,
     pub(crate) expected: u64,
     /// Orders of the window that were cancelled (none is meant to be).
@@ -404,14 +404,15 @@ fn observe(
 }
 
 /// The machine and the workers at one moment.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Sample {
     at_ms: i64,
     /// The 1-minute load average: other work on the machine skews the figures.
     load: f64,
-    /// `worker_consumer_lag_records` and `worker_records_consumed_total`, each summed over
-    /// workers, stages, topics and partitions; `None` unless every worker answered.
-    workers: Option<(f64, f64)>,
+    /// Per worker (in the run's order), `worker_consumer_lag_records` and
+    /// `worker_records_consumed_total`, each summed over its stages, topics and partitions;
+    /// `None` unless every worker answered.
+    workers: Option<Vec<(f64, f64)>>,
 }
 
 /// Samples the load average and every worker's `/metrics` once a second until `stop`.
@@ -446,11 +447,15 @@ async fn sample_lag(
             at_ms,
             load: load_average(),
             workers: texts.map(|texts| {
-                let sum = |name: &str| texts.iter().map(|text| sum_metric(text, name)).sum();
-                (
-                    sum("worker_consumer_lag_records"),
-                    sum("worker_records_consumed_total"),
-                )
+                texts
+                    .iter()
+                    .map(|text| {
+                        (
+                            sum_metric(text, "worker_consumer_lag_records"),
+                            sum_metric(text, "worker_records_consumed_total"),
+                        )
+                    })
+                    .collect()
             }),
         });
     }
@@ -475,7 +480,7 @@ fn load_average() -> f64 {
 
 /// Runs every load of `args.rates` in turn and returns one row each.
 pub(crate) async fn run(args: &SagaArgs) -> anyhow::Result<Vec<SagaRow>> {
-    if args.rates.is_empty() || args.rates.iter().any(|rate| !(*rate > 0.0)) {
+    if args.rates.is_empty() || args.rates.iter().any(|rate| !rate.is_finite() || *rate <= 0.0) {
         bail!("--rates must be positive numbers, got {:?}", args.rates);
     }
     if args.duration.is_zero() {
@@ -593,6 +598,12 @@ async fn run_rate(args: &SagaArgs, rate: f64, dir: &Path) -> anyhow::Result<Saga
     stop_sampling.cancel();
     let samples = sampler.await?;
     let report = observer.finish().await?;
+    let names: Vec<String> = endpoints
+        .workers
+        .iter()
+        .map(|worker| worker.name.clone())
+        .collect();
+    write_samples(&dir.join("samples.csv"), &names, &samples)?;
 
     let summary: Option<Summary> = std::fs::read_to_string(&summary_path)
         .ok()
@@ -634,9 +645,34 @@ async fn run_rate(args: &SagaArgs, rate: f64, dir: &Path) -> anyhow::Result<Saga
         }
         None => notes.push(format!("no summary at {}", summary_path.display())),
     }
-    let mut row = analyse(rate, args.warm_up, args.duration, &report.traces, &samples);
+    let mut row = analyse(
+        rate,
+        args.warm_up,
+        args.duration,
+        &report.traces,
+        &names,
+        &samples,
+    );
     row.notes.extend(notes);
     Ok(row)
+}
+
+/// Writes the samples as CSV (time, load average, each worker's lag and consumed total), for
+/// a closer look at a run.
+fn write_samples(path: &Path, workers: &[String], samples: &[Sample]) -> anyhow::Result<()> {
+    let mut csv = String::from("unix_ms,load");
+    for worker in workers {
+        let _ = write!(csv, ",{worker}_lag,{worker}_consumed");
+    }
+    csv.push('\n');
+    for sample in samples {
+        let _ = write!(csv, "{},{}", sample.at_ms, sample.load);
+        for (lag, consumed) in sample.workers.iter().flatten() {
+            let _ = write!(csv, ",{lag},{consumed}");
+        }
+        csv.push('\n');
+    }
+    std::fs::write(path, csv).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The `KAFKA_CONFIG_<NAME>` variable of a librdkafka property (`linger.ms` ->
@@ -677,6 +713,9 @@ fn lag_growth(samples: &[(f64, f64, f64)]) -> Option<(f64, f64)> {
     Some((growth, (last.2 - first.2) / (last.0 - first.0)))
 }
 
+/// Picks a worker's (lag, consumed) from a sample's per-worker figures, or sums them.
+type PickWorkers<'a> = dyn Fn(&[(f64, f64)]) -> Option<(f64, f64)> + 'a;
+
 /// The figures of one load from what was observed: orders intended within
 /// `[first order + warm_up, + duration)` count.
 fn analyse(
@@ -684,6 +723,7 @@ fn analyse(
     warm_up: Duration,
     duration: Duration,
     traces: &HashMap<String, Trace>,
+    workers: &[String],
     samples: &[Sample],
 ) -> SagaRow {
     let mut row = SagaRow {
@@ -711,28 +751,22 @@ fn analyse(
     let mut latencies = Vec::new();
     let mut segments: Vec<Vec<i64>> = vec![Vec::new(); SEGMENTS.len()];
     let (mut early, mut late) = (Vec::new(), Vec::new());
-    let mut ended_in_window = 0_u64;
+    let mut shipped_in_window = 0_u64;
     for trace in traces.values() {
-        let ended_ms = match (trace.shipped_ms, trace.cancelled_ms) {
-            (Some(shipped), Some(cancelled)) => Some(shipped.min(cancelled)),
-            (shipped, cancelled) => shipped.or(cancelled),
-        };
-        if ended_ms.is_some_and(|ms| in_window(ms * 1000)) {
-            ended_in_window += 1;
+        if trace.shipped_ms.is_some_and(|ms| in_window(ms * 1000)) {
+            shipped_in_window += 1;
         }
         let Some(intended_us) = trace.intended_us.filter(|at| in_window(*at)) else {
             continue;
         };
         row.expected += 1;
-        if ended_ms.is_some() {
-            row.completed += 1;
-        }
         if trace.cancelled_ms.is_some() {
             row.cancelled += 1;
         }
         let Some(shipped_ms) = trace.shipped_ms else {
             continue;
         };
+        row.completed += 1;
         let latency = (shipped_ms * 1000 - intended_us).max(0);
         latencies.push(latency);
         if intended_us < start_us + fifth_us {
@@ -746,7 +780,7 @@ fn analyse(
             }
         }
     }
-    row.achieved_per_sec = ended_in_window as f64 / duration.as_secs_f64();
+    row.achieved_per_sec = shipped_in_window as f64 / duration.as_secs_f64();
     row.latency = Percentiles::of(&mut latencies);
     row.segments = segments
         .iter_mut()
@@ -769,7 +803,9 @@ fn analyse(
     let missing = row.expected - row.completed;
     if missing > 0 {
         reasons.push(format!(
-            "{missing} orders had not ended when the run stopped"
+            "{missing} orders of the window did not ship ({} cancelled, the rest had not \
+             ended when the run stopped)",
+            row.cancelled
         ));
     }
     early.sort_unstable();
@@ -788,20 +824,47 @@ fn analyse(
             figures.push(trend);
         }
     }
-    let workers: Vec<(f64, f64, f64)> = window_samples
-        .iter()
-        .filter_map(|sample| {
-            let (lag, consumed) = sample.workers?;
-            Some((sample.at_ms as f64 / 1000.0, lag, consumed))
-        })
-        .collect();
-    match lag_growth(&workers) {
+    // Per worker, then summed: (seconds, lag, consumed total) of the window's full samples.
+    let series = |pick: &PickWorkers<'_>| {
+        window_samples
+            .iter()
+            .filter_map(|sample| {
+                let (lag, consumed) = pick(sample.workers.as_deref()?)?;
+                Some((sample.at_ms as f64 / 1000.0, lag, consumed))
+            })
+            .collect::<Vec<_>>()
+    };
+    let total = series(&|figures| {
+        Some(figures.iter().fold(
+            (0.0, 0.0),
+            |(lag, consumed), (worker_lag, worker_consumed)| {
+                (lag + worker_lag, consumed + worker_consumed)
+            },
+        ))
+    });
+    match lag_growth(&total) {
         Some((growth, consumed_per_sec)) => {
-            let lag = format!(
+            let mut lag = format!(
                 "consumer lag {growth:+.0} records from the window's first third to its last, \
                  {consumed_per_sec:.0} records consumed/s"
             );
             if growth > LAG_GROWTH_ALLOWANCE.as_secs_f64() * consumed_per_sec {
+                let mut growing: Vec<(f64, &String)> = workers
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(index, name)| {
+                        let (growth, _) =
+                            lag_growth(&series(&|figures| figures.get(index).copied()))?;
+                        Some((growth, name))
+                    })
+                    .filter(|(growth, _)| *growth > 0.0)
+                    .collect();
+                growing.sort_by(|a, b| b.0.total_cmp(&a.0));
+                let by_worker: Vec<String> = growing
+                    .iter()
+                    .map(|(growth, name)| format!("{name} {growth:+.0}"))
+                    .collect();
+                let _ = write!(lag, " ({})", by_worker.join(", "));
                 reasons.push(lag);
             } else {
                 figures.push(lag);
@@ -927,9 +990,16 @@ mod tests {
             .map(|second| Sample {
                 at_ms: second * 1000,
                 load: 1.0,
-                workers: Some((lag(second as f64), second as f64 * 1000.0)),
+                workers: Some(vec![
+                    (lag(second as f64), second as f64 * 1000.0),
+                    (0.0, 0.0),
+                ]),
             })
             .collect()
+    }
+
+    fn workers() -> Vec<String> {
+        vec!["inventory".to_owned(), "shipping".to_owned()]
     }
 
     #[test]
@@ -953,6 +1023,7 @@ mod tests {
             Duration::from_secs(2),
             Duration::from_secs(8),
             &traces(orders),
+            &workers(),
             &samples(1_000_000, 1_011_000, |_| 50.0),
         );
         assert_eq!((row.completed, row.expected), (800, 800));
@@ -978,6 +1049,7 @@ mod tests {
             Duration::ZERO,
             Duration::from_secs(10),
             &traces(orders),
+            &workers(),
             &samples(1_000_000, 1_010_000, |_| 50.0),
         );
         assert!(row.lag_growing);
@@ -993,12 +1065,14 @@ mod tests {
             Duration::ZERO,
             Duration::from_secs(10),
             &traces(steady()),
+            &workers(),
             &samples(1_000_000, 1_010_000, |second| second * 300.0),
         );
         assert!(row.lag_growing);
         // Ten samples in the window: the means of the first and last three are seven seconds apart.
         assert!(
-            row.lag_reason.contains("consumer lag +2100 records"),
+            row.lag_reason.contains("consumer lag +2100 records")
+                && row.lag_reason.contains("(inventory +2100)"),
             "{}",
             row.lag_reason
         );
@@ -1012,12 +1086,14 @@ mod tests {
             Duration::ZERO,
             Duration::from_secs(10),
             &unfinished,
+            &workers(),
             &samples(1_000_000, 1_010_000, |_| 50.0),
         );
         assert!(row.lag_growing);
         assert_eq!((row.completed, row.expected), (999, 1000));
         assert!(
-            row.lag_reason.contains("1 orders had not ended"),
+            row.lag_reason
+                .contains("1 orders of the window did not ship"),
             "{}",
             row.lag_reason
         );
@@ -1030,6 +1106,7 @@ mod tests {
             Duration::ZERO,
             Duration::from_secs(10),
             &traces((0..1000).map(|index| shipped(1_000_000 + index * 10, 4))),
+            &workers(),
             &samples(1_000_000, 1_010_000, |_| 50.0),
         );
         let text = table(&[row.clone(), row]);
