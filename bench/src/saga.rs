@@ -196,6 +196,8 @@ pub(crate) struct SagaRow {
     pub(crate) cancelled: u64,
     /// The 1-minute load average when the window began and when it ended.
     pub(crate) load: (f64, f64),
+    /// CPU used per process over the window, in cores (1.0: one core all the time).
+    pub(crate) cpu: Vec<(String, f64)>,
     /// p50 and p99 of each of [`SEGMENTS`], in milliseconds, over the window's shipped orders.
     pub(crate) segments: Vec<Option<(f64, f64)>>,
     /// Things the reader must know about the run (observer misses, unclean exits, ...).
@@ -413,11 +415,55 @@ struct Sample {
     /// `worker_records_consumed_total`, each summed over its stages, topics and partitions;
     /// `None` unless every worker answered.
     workers: Option<Vec<(f64, f64)>>,
+    /// CPU seconds used so far by the run's processes (the launcher, which hosts the mock
+    /// cluster, and its children) and by this benchmark, by process name.
+    cpu: Vec<(String, f64)>,
 }
 
-/// Samples the load average and every worker's `/metrics` once a second until `stop`.
-async fn sample_lag(
+/// Linux's `USER_HZ`: the unit of the CPU times in `/proc/<pid>/stat` (100 on every
+/// architecture Linux supports; `getconf CLK_TCK`).
+const USER_HZ: f64 = 100.0;
+
+/// A process's name, parent and CPU seconds (user + system) from `/proc/<pid>/stat`.
+fn proc_stat(pid: u32) -> Option<(String, u32, f64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`: the name may hold spaces and parentheses.
+    let (head, rest) = text.rsplit_once(')')?;
+    let name = head.split_once('(')?.1.to_owned();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let parent = fields.get(1)?.parse().ok()?;
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    Some((name, parent, (user + system) / USER_HZ))
+}
+
+/// CPU seconds of `root`, its children and this process, by name (blocking: reads `/proc`).
+fn cpu_by_process(root: u32) -> Vec<(String, f64)> {
+    let mut found = Vec::new();
+    let mut add = |pid: u32| {
+        if let Some((name, _, seconds)) = proc_stat(pid) {
+            found.push((name, seconds));
+        }
+    };
+    add(std::process::id());
+    add(root);
+    let children = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| proc_stat(*pid).is_some_and(|(_, parent, _)| parent == root));
+    for child in children {
+        add(child);
+    }
+    found
+}
+
+/// Samples the load average, every worker's `/metrics` and the CPU time of the run's processes
+/// (`root` and its children) once a second until `stop`.
+async fn sample(
     workers: Vec<String>,
+    root: u32,
     stop: tokio_util::sync::CancellationToken,
 ) -> Vec<Sample> {
     let client = reqwest::Client::new();
@@ -443,8 +489,12 @@ async fn sample_lag(
         }))
         .await;
         let texts: Option<Vec<String>> = scraped.into_iter().collect();
+        let cpu = tokio::task::spawn_blocking(move || cpu_by_process(root))
+            .await
+            .unwrap_or_default();
         samples.push(Sample {
             at_ms,
+            cpu,
             load: load_average(),
             workers: texts.map(|texts| {
                 texts
@@ -480,7 +530,12 @@ fn load_average() -> f64 {
 
 /// Runs every load of `args.rates` in turn and returns one row each.
 pub(crate) async fn run(args: &SagaArgs) -> anyhow::Result<Vec<SagaRow>> {
-    if args.rates.is_empty() || args.rates.iter().any(|rate| !rate.is_finite() || *rate <= 0.0) {
+    if args.rates.is_empty()
+        || args
+            .rates
+            .iter()
+            .any(|rate| !rate.is_finite() || *rate <= 0.0)
+    {
         bail!("--rates must be positive numbers, got {:?}", args.rates);
     }
     if args.duration.is_zero() {
@@ -586,12 +641,13 @@ async fn run_rate(args: &SagaArgs, rate: f64, dir: &Path) -> anyhow::Result<Saga
         tokio::runtime::Handle::current(),
     )?;
     let stop_sampling = tokio_util::sync::CancellationToken::new();
-    let sampler = tokio::spawn(sample_lag(
+    let sampler = tokio::spawn(sample(
         endpoints
             .workers
             .iter()
             .map(|worker| worker.http.clone())
             .collect(),
+        child.id().unwrap_or_default(),
         stop_sampling.clone(),
     ));
     let status = child.wait().await?;
@@ -736,6 +792,7 @@ fn analyse(
         expected: 0,
         cancelled: 0,
         load: (f64::NAN, f64::NAN),
+        cpu: Vec::new(),
         segments: vec![None; SEGMENTS.len()],
         notes: Vec::new(),
     };
@@ -797,6 +854,16 @@ fn analyse(
         .collect();
     if let (Some(first), Some(last)) = (window_samples.first(), window_samples.last()) {
         row.load = (first.load, last.load);
+        let seconds = (last.at_ms - first.at_ms) as f64 / 1000.0;
+        row.cpu = last
+            .cpu
+            .iter()
+            .filter_map(|(name, used)| {
+                let before = first.cpu.iter().find(|(earlier, _)| earlier == name)?.1;
+                Some((name.clone(), (used - before) / seconds))
+            })
+            .filter(|(_, cores)| cores.is_finite())
+            .collect();
     }
     let mut reasons = Vec::new();
     let mut figures = Vec::new();
@@ -934,6 +1001,31 @@ pub(crate) fn table(rows: &[SagaRow]) -> String {
         }
         out.push('\n');
     }
+    out.push_str("\nCPU per process, in cores (mean over the window; the machine's cores are shared):\n\n| process |");
+    for row in rows {
+        let _ = write!(out, " {:.0}/s |", row.offered_per_sec);
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---:|".repeat(rows.len()));
+    out.push('\n');
+    let mut names: Vec<&String> = rows
+        .iter()
+        .flat_map(|row| row.cpu.iter().map(|(name, _)| name))
+        .collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let _ = write!(out, "| {name} |");
+        for row in rows {
+            let cell = row
+                .cpu
+                .iter()
+                .find(|(process, _)| process == name)
+                .map_or_else(|| "-".to_owned(), |(_, cores)| format!("{cores:.2}"));
+            let _ = write!(out, " {cell} |");
+        }
+        out.push('\n');
+    }
     out.push_str("\nWhere the time goes (p50 / p99 ms of each step, shipped orders of the window):\n\n| step |");
     for row in rows {
         let _ = write!(out, " {:.0}/s |", row.offered_per_sec);
@@ -990,6 +1082,7 @@ mod tests {
             .map(|second| Sample {
                 at_ms: second * 1000,
                 load: 1.0,
+                cpu: vec![("inventory".to_owned(), second as f64 * 0.5)],
                 workers: Some(vec![
                     (lag(second as f64), second as f64 * 1000.0),
                     (0.0, 0.0),
@@ -1117,6 +1210,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("| step | 100/s | 100/s |"), "{text}");
+        // Half a CPU second per second.
+        assert!(text.contains("| inventory | 0.50 | 0.50 |"), "{text}");
         assert!(
             text.contains("| shipping: OrderPacked -> ShipmentCreated | 4.0 / 4.0 | 4.0 / 4.0 |"),
             "{text}"
