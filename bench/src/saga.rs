@@ -26,8 +26,9 @@
 //! - **Lag growing?** Yes when orders of the window had not shipped when the run ended
 //!   (`--drain-timeout` after the last order), or when latency climbs across the window (the
 //!   median of its last fifth exceeds the first fifth's by more than half of it and 100 ms),
-//!   or when the workers' summed `worker_consumer_lag_records` grew from the window's first
-//!   third to its last by more than the records they consume in a second. A load that holds
+//!   or when a worker's `worker_consumer_lag_records` (summed over its stages, topics and
+//!   partitions) grew from the window's first third to its last by more than the records it
+//!   consumes in a second. The table names what fell behind: the workers, or `saga`. A load that holds
 //!   keeps all three flat. Orders go on being placed for `--cool-down` after the window, so
 //!   its last orders meet the same traffic as its first.
 //! - **Where the time goes.** The consumer also reads the answer topics and records each
@@ -189,6 +190,9 @@ pub(crate) struct SagaRow {
     /// Whether the workers fell behind (see the module docs), and why.
     pub(crate) lag_growing: bool,
     pub(crate) lag_reason: String,
+    /// What fell behind: the workers whose lag grew, `saga` when orders took ever longer or
+    /// did not ship.
+    pub(crate) behind: Vec<String>,
     /// Orders of the window that shipped / orders intended in it.
     pub(crate) completed: u64,
     pub(crate) expected: u64,
@@ -748,12 +752,12 @@ fn kafka_env_name(key: &str) -> anyhow::Result<String> {
 /// fifth's median may exceed the first fifth's by at most this much and by at most half of it.
 const TREND_ALLOWANCE_US: i64 = 100_000;
 
-/// How much the summed consumer lag may grow across the window, in seconds of the records the
-/// workers consume: the gauge follows committed offsets (every 1 s) in librdkafka's statistics
+/// How much a worker's consumer lag may grow across the window, in seconds of the records it
+/// consumes: the gauge follows committed offsets (every 1 s) in librdkafka's statistics
 /// (every 5 s), so even a load that holds shows about a second's worth, moving in steps.
 const LAG_GROWTH_ALLOWANCE: Duration = Duration::from_secs(1);
 
-/// The growth of the summed lag from the first third of `samples` (seconds, lag, consumed
+/// The growth of a worker's lag from the first third of `samples` (seconds, lag, consumed
 /// total) to the last (mean against mean, which smooths the gauge's steps), and the records
 /// consumed per second; `None` for fewer than six samples.
 fn lag_growth(samples: &[(f64, f64, f64)]) -> Option<(f64, f64)> {
@@ -768,9 +772,6 @@ fn lag_growth(samples: &[(f64, f64, f64)]) -> Option<(f64, f64)> {
     let growth = mean(&samples[samples.len() - third..]) - mean(&samples[..third]);
     Some((growth, (last.2 - first.2) / (last.0 - first.0)))
 }
-
-/// Picks a worker's (lag, consumed) from a sample's per-worker figures, or sums them.
-type PickWorkers<'a> = dyn Fn(&[(f64, f64)]) -> Option<(f64, f64)> + 'a;
 
 /// The figures of one load from what was observed: orders intended within
 /// `[first order + warm_up, + duration)` count.
@@ -788,6 +789,7 @@ fn analyse(
         latency: None,
         lag_growing: true,
         lag_reason: "no order was observed".to_owned(),
+        behind: Vec::new(),
         completed: 0,
         expected: 0,
         cancelled: 0,
@@ -869,6 +871,7 @@ fn analyse(
     let mut figures = Vec::new();
     let missing = row.expected - row.completed;
     if missing > 0 {
+        row.behind.push("saga".to_owned());
         reasons.push(format!(
             "{missing} orders of the window did not ship ({} cancelled, the rest had not \
              ended when the run stopped)",
@@ -886,65 +889,48 @@ fn analyse(
             late_p50 as f64 / 1000.0
         );
         if climb > TREND_ALLOWANCE_US && climb > early_p50 / 2 {
+            if !row.behind.contains(&"saga".to_owned()) {
+                row.behind.push("saga".to_owned());
+            }
             reasons.push(trend);
         } else {
             figures.push(trend);
         }
     }
-    // Per worker, then summed: (seconds, lag, consumed total) of the window's full samples.
-    let series = |pick: &PickWorkers<'_>| {
-        window_samples
+    // Per worker: (seconds, lag, consumed total) of the window's full samples.
+    let mut lag_figures = Vec::new();
+    for (index, name) in workers.iter().enumerate() {
+        let series: Vec<(f64, f64, f64)> = window_samples
             .iter()
             .filter_map(|sample| {
-                let (lag, consumed) = pick(sample.workers.as_deref()?)?;
+                let (lag, consumed) = *sample.workers.as_deref()?.get(index)?;
                 Some((sample.at_ms as f64 / 1000.0, lag, consumed))
             })
-            .collect::<Vec<_>>()
-    };
-    let total = series(&|figures| {
-        Some(figures.iter().fold(
-            (0.0, 0.0),
-            |(lag, consumed), (worker_lag, worker_consumed)| {
-                (lag + worker_lag, consumed + worker_consumed)
-            },
-        ))
-    });
-    match lag_growth(&total) {
-        Some((growth, consumed_per_sec)) => {
-            let mut lag = format!(
-                "consumer lag {growth:+.0} records from the window's first third to its last, \
-                 {consumed_per_sec:.0} records consumed/s"
-            );
-            if growth > LAG_GROWTH_ALLOWANCE.as_secs_f64() * consumed_per_sec {
-                let mut growing: Vec<(f64, &String)> = workers
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(index, name)| {
-                        let (growth, _) =
-                            lag_growth(&series(&|figures| figures.get(index).copied()))?;
-                        Some((growth, name))
-                    })
-                    .filter(|(growth, _)| *growth > 0.0)
-                    .collect();
-                growing.sort_by(|a, b| b.0.total_cmp(&a.0));
-                let by_worker: Vec<String> = growing
-                    .iter()
-                    .map(|(growth, name)| format!("{name} {growth:+.0}"))
-                    .collect();
-                let _ = write!(lag, " ({})", by_worker.join(", "));
-                reasons.push(lag);
-            } else {
-                figures.push(lag);
-            }
+            .collect();
+        let Some((growth, consumed_per_sec)) = lag_growth(&series) else {
+            continue;
+        };
+        if growth > LAG_GROWTH_ALLOWANCE.as_secs_f64() * consumed_per_sec {
+            row.behind.push(name.clone());
+            reasons.push(format!(
+                "{name}'s consumer lag grew by {growth:.0} records from the window's first \
+                 third to its last ({consumed_per_sec:.0} records consumed/s)"
+            ));
+        } else {
+            lag_figures.push(format!("{name} {growth:+.0}"));
         }
-        None => figures.push("too few lag samples in the window".to_owned()),
+    }
+    if lag_figures.is_empty() && row.behind.is_empty() {
+        figures.push("too few lag samples in the window".to_owned());
+    } else if !lag_figures.is_empty() {
+        figures.push(format!(
+            "consumer lag from the window's first third to its last: {}",
+            lag_figures.join(", ")
+        ));
     }
     row.lag_growing = !reasons.is_empty();
-    row.lag_reason = if reasons.is_empty() {
-        figures.join("; ")
-    } else {
-        reasons.join("; ")
-    };
+    reasons.extend(figures);
+    row.lag_reason = reasons.join("; ");
     row
 }
 
@@ -979,7 +965,11 @@ pub(crate) fn table(rows: &[SagaRow]) -> String {
             latency(|latency| latency.p99),
             latency(|latency| latency.p999),
             latency(|latency| latency.max),
-            if row.lag_growing { "yes" } else { "no" },
+            if row.lag_growing {
+                format!("yes ({})", row.behind.join(", "))
+            } else {
+                "no".to_owned()
+            },
             row.completed,
             row.expected,
             row.load.0,
@@ -1164,8 +1154,9 @@ mod tests {
         assert!(row.lag_growing);
         // Ten samples in the window: the means of the first and last three are seven seconds apart.
         assert!(
-            row.lag_reason.contains("consumer lag +2100 records")
-                && row.lag_reason.contains("(inventory +2100)"),
+            row.lag_reason
+                .contains("inventory's consumer lag grew by 2100 records")
+                && row.behind == ["inventory"],
             "{}",
             row.lag_reason
         );
