@@ -204,6 +204,8 @@ pub(crate) struct SagaRow {
     pub(crate) cpu: Vec<(String, f64)>,
     /// p50 and p99 of each of [`SEGMENTS`], in milliseconds, over the window's shipped orders.
     pub(crate) segments: Vec<Option<(f64, f64)>>,
+    /// The broker and the client settings the load ran with.
+    pub(crate) setup: String,
     /// Things the reader must know about the run (observer misses, unclean exits, ...).
     pub(crate) notes: Vec<String>,
 }
@@ -714,6 +716,20 @@ async fn run_rate(args: &SagaArgs, rate: f64, dir: &Path) -> anyhow::Result<Saga
         &samples,
     );
     row.notes.extend(notes);
+    row.setup = format!(
+        "broker {}, pick-and-pack {}, client settings: {}",
+        args.broker.name(),
+        humantime::format_duration(args.pick_pack_time),
+        if args.kafka_config.is_empty() {
+            "the run command's own".to_owned()
+        } else {
+            args.kafka_config
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
     Ok(row)
 }
 
@@ -797,6 +813,7 @@ fn analyse(
         cpu: Vec::new(),
         segments: vec![None; SEGMENTS.len()],
         notes: Vec::new(),
+        setup: String::new(),
     };
     let Some(first_us) = traces.values().filter_map(|trace| trace.intended_us).min() else {
         return row;
@@ -946,6 +963,11 @@ fn milliseconds(value: f64) -> String {
 /// goes per load.
 pub(crate) fn table(rows: &[SagaRow]) -> String {
     let mut out = String::new();
+    let mut setups: Vec<&str> = rows.iter().map(|row| row.setup.as_str()).collect();
+    setups.dedup();
+    for setup in setups.iter().filter(|setup| !setup.is_empty()) {
+        let _ = writeln!(out, "Setup: {setup}.\n");
+    }
     out.push_str(
         "| offered orders/s | achieved orders/s | p50 ms | p99 ms | p99.9 ms | max ms | lag growing? | orders completed / expected | load avg (start, end) |\n\
          |---:|---:|---:|---:|---:|---:|---|---:|---|\n",
