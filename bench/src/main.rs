@@ -12,6 +12,8 @@ use retail_bench::{arms, hops, stack};
 
 mod instructions;
 
+mod saga;
+
 /// The benchmark suite's command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -26,6 +28,8 @@ struct Cli {
 /// What to measure.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Everything below with its defaults, one after the other: hops, saga, instructions.
+    All,
     /// Each hop against the broker's own limit and the peer stream processor.
     Hops(hops::HopsArgs),
     /// (internal) The passthrough arm: copies records, no decoding.
@@ -40,6 +44,8 @@ enum Command {
     /// Instructions per event of the per-record paths, counted by callgrind on the offline
     /// replay harness.
     Instructions(instructions::InstructionsArgs),
+    /// Saga latency, OrderPlaced -> ShipmentCreated, at fixed offered loads.
+    Saga(saga::SagaArgs),
 }
 
 /// The repository (for `deploy/local/stack` and the peer) and the folder of the release
@@ -59,7 +65,19 @@ fn locations() -> anyhow::Result<(PathBuf, PathBuf)> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
+    run(cli.command).await
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::All => {
+            for name in ["hops", "saga", "instructions"] {
+                let cli = Cli::try_parse_from(["retail-bench", name])?;
+                eprintln!("\n==> retail-bench {name}");
+                Box::pin(run(cli.command)).await?;
+            }
+            Ok(())
+        }
         Command::Hops(args) => {
             let (repo, bin_dir) = locations()?;
             let rows = hops::run(&args, &repo, &bin_dir).await?;
@@ -73,6 +91,10 @@ async fn main() -> anyhow::Result<()> {
         Command::MockBroker => stack::host_mock_broker(),
         Command::Instructions(args) => {
             print!("{}", instructions::table(&instructions::run(args).await?));
+            Ok(())
+        }
+        Command::Saga(args) => {
+            print!("{}", saga::table(&saga::run(&args).await?));
             Ok(())
         }
     }

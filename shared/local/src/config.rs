@@ -156,6 +156,20 @@ pub struct Config {
     )]
     pub pick_pack_time: Duration,
 
+    /// How long a fetch of the workers and the simulator may wait for records on the broker
+    /// this command starts (librdkafka's fetch.wait.max.ms, 500 ms by default). The mock
+    /// cluster and tansu answer a fetch that found nothing only when this runs out, even when
+    /// records arrive meanwhile, so every hop of the saga waits up to this long; a real Kafka
+    /// broker answers as soon as records arrive, so it is not applied with
+    /// --bootstrap-servers. A KAFKA_CONFIG_FETCH_WAIT_MAX_MS in the environment wins.
+    #[arg(
+        long,
+        env = "LOCAL_RUN_FETCH_WAIT_MAX",
+        default_value = "5ms",
+        value_parser = humantime::parse_duration
+    )]
+    pub fetch_wait_max: Duration,
+
     /// With --duration: how long to wait, after the last order, for every order to end.
     #[arg(
         long,
@@ -194,6 +208,8 @@ pub enum ConfigError {
     Partitions(i32),
     #[error("--duration (LOCAL_RUN_DURATION) must be longer than zero")]
     Duration,
+    #[error("--fetch-wait-max (LOCAL_RUN_FETCH_WAIT_MAX) must be from 1ms to 300s, got {0:?}")]
+    FetchWaitMax(Duration),
     #[error("--{flag} must be between 0 and 1, got {value}")]
     Share { flag: &'static str, value: f64 },
 }
@@ -209,6 +225,10 @@ impl Config {
         }
         if self.duration.is_some_and(|duration| duration.is_zero()) {
             return Err(ConfigError::Duration);
+        }
+        // librdkafka's range; 0 would make every idle client poll the broker without pause.
+        if !(Duration::from_millis(1)..=Duration::from_secs(300)).contains(&self.fetch_wait_max) {
+            return Err(ConfigError::FetchWaitMax(self.fetch_wait_max));
         }
         for (flag, value) in self.shares() {
             if let Some(value) = value
@@ -322,6 +342,10 @@ mod tests {
         assert_eq!(
             parse(&["--duration", "0s"]).validate(),
             Err(ConfigError::Duration)
+        );
+        assert_eq!(
+            parse(&["--fetch-wait-max", "0s"]).validate(),
+            Err(ConfigError::FetchWaitMax(Duration::ZERO))
         );
     }
 }

@@ -11,6 +11,7 @@
 //! - `build`: cargo builds of the binaries and the broker's install, with progress.
 //! - `children`: child processes in their own process groups, stopped in order, never orphaned.
 //! - `run`: the sequence: stack, schemas, workers, simulator, view, stop, summary.
+//! - `endpoints`: where the run's broker, registry and workers answer (`endpoints.json`).
 //! - `observe`: the saga's figures read back from its topics, inventory's state from its
 //!   changelog.
 //! - `scrape`: lag and dead letters from each worker's `/metrics`.
@@ -20,6 +21,7 @@
 pub mod build;
 pub mod children;
 pub mod config;
+pub mod endpoints;
 pub mod error;
 pub mod observe;
 pub mod run;
@@ -28,6 +30,7 @@ pub mod summary;
 pub mod view;
 
 pub use config::{BrokerKind, Config};
+pub use endpoints::Endpoints;
 pub use error::LaunchError;
 pub use run::run;
 pub use summary::Summary;

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::build::{Binaries, build, ensure_tansu, spinner};
 use crate::children::{ChildProcess, Spec, free_port};
 use crate::config::{BrokerKind, Config};
+use crate::endpoints::{Endpoints, WorkerEndpoint};
 use crate::error::LaunchError;
 use crate::observe::{self, OBSERVED, Observer};
 use crate::scrape::{WorkerMetrics, scrape};
@@ -353,6 +354,24 @@ async fn create_topics(bootstrap: &str, partitions: i32) -> Result<(), LaunchErr
     Ok(())
 }
 
+/// The variable that sets `fetch.wait.max.ms` of the workers and the simulator.
+const FETCH_WAIT_VARIABLE: &str = "KAFKA_CONFIG_FETCH_WAIT_MAX_MS";
+
+/// `--fetch-wait-max` as the variable the workers and the simulator read, for a broker this
+/// command started (the mock cluster and tansu hold a fetch that found nothing for its whole
+/// wait, records arriving meanwhile or not); `None` for an existing cluster, or when the
+/// variable is already set (it is then passed on as it is).
+fn fetch_wait_setting(config: &Config, stack: &Stack) -> Option<(String, String)> {
+    let started_here = stack.mock.is_some() || stack.broker_process.is_some();
+    if !started_here || std::env::var_os(FETCH_WAIT_VARIABLE).is_some() {
+        return None;
+    }
+    Some((
+        FETCH_WAIT_VARIABLE.to_owned(),
+        config.fetch_wait_max.as_millis().to_string(),
+    ))
+}
+
 /// What `watch` needs from the start-up.
 struct Saga {
     observer: Observer,
@@ -398,7 +417,7 @@ async fn start_saga(
     let observer = Observer::start(&stack.bootstrap, codec, &starts, partitions)?;
 
     let bar = spinner("starting the workers");
-    let env = vec![
+    let mut env = vec![
         (
             "KAFKA_BOOTSTRAP_SERVERS".to_owned(),
             stack.bootstrap.clone(),
@@ -406,6 +425,13 @@ async fn start_saga(
         ("SCHEMA_REGISTRY_URL".to_owned(), stack.registry.clone()),
         ("RUST_LOG".to_owned(), "info".to_owned()),
     ];
+    if let Some(setting) = fetch_wait_setting(config, stack) {
+        println!(
+            "workers and simulator: fetch.wait.max.ms={} (the {} broker holds a fetch that found nothing for its whole wait)",
+            setting.1, stack.broker
+        );
+        env.push(setting);
+    }
     let mock = stack.mock.is_some();
     for worker in WORKERS {
         let http = format!("127.0.0.1:{}", free_port()?);
@@ -488,6 +514,21 @@ async fn start_saga(
             worker.log_path.display()
         );
     }
+    Endpoints {
+        broker: stack.broker.clone(),
+        bootstrap_servers: stack.bootstrap.clone(),
+        schema_registry_url: stack.registry.clone(),
+        workers: fleet
+            .workers
+            .iter()
+            .map(|worker| WorkerEndpoint {
+                name: worker.name.clone(),
+                pid: worker.pid,
+                http: worker.http.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+    .write(log_dir)?;
 
     let simulator_summary = log_dir.join("simulator-summary.json");
     if config.no_simulator {
