@@ -8,7 +8,6 @@
 //! Format (<https://www.w3.org/TR/trace-context/#traceparent-header>):
 //! `00-<trace-id: 32 hex>-<parent-id: 16 hex>-<flags: 2 hex>`, lowercase.
 
-use std::fmt::Write as _;
 
 /// A parsed `traceparent`: which trace a record belongs to and which span produced it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,13 +71,16 @@ impl TraceParent {
 
     /// Renders the header value, always as version `00`.
     pub fn to_header(&self) -> String {
+        // Once per output record: byte-wise table lookups, not `format!` (which cost ~6,700
+        // instructions per header, 15% of the order stage's per-record path under callgrind).
         let mut out = String::with_capacity(VERSION_00_LEN);
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{VERSION:02x}-");
+        push_hex(&mut out, &[VERSION]);
+        out.push('-');
         push_hex(&mut out, &self.trace_id);
         out.push('-');
         push_hex(&mut out, &self.parent_id);
-        let _ = write!(out, "-{:02x}", self.flags);
+        out.push('-');
+        push_hex(&mut out, &[self.flags]);
         out
     }
 
@@ -153,8 +155,10 @@ fn parse_hex_array<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
 }
 
 fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for byte in bytes {
-        let _ = write!(out, "{byte:02x}");
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
 }
 
