@@ -8,7 +8,6 @@
 //! Format (<https://www.w3.org/TR/trace-context/#traceparent-header>):
 //! `00-<trace-id: 32 hex>-<parent-id: 16 hex>-<flags: 2 hex>`, lowercase.
 
-
 /// A parsed `traceparent`: which trace a record belongs to and which span produced it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceParent {
