@@ -156,12 +156,12 @@ pub struct Config {
     )]
     pub pick_pack_time: Duration,
 
-    /// How long a fetch of the workers and the simulator may wait for records on the broker
-    /// this command starts (librdkafka's fetch.wait.max.ms, 500 ms by default). The mock
-    /// cluster and tansu answer a fetch that found nothing only when this runs out, even when
-    /// records arrive meanwhile, so every hop of the saga waits up to this long; a real Kafka
-    /// broker answers as soon as records arrive, so it is not applied with
-    /// --bootstrap-servers. A KAFKA_CONFIG_FETCH_WAIT_MAX_MS in the environment wins.
+    /// How long a fetch of the workers and the simulator may wait for records on the mock
+    /// cluster (librdkafka's fetch.wait.max.ms, 500 ms by default). The mock cluster answers a
+    /// fetch that found nothing only when this runs out, even when records arrive meanwhile,
+    /// so every hop of the saga waits up to this long; a real Kafka broker answers as soon as
+    /// records arrive, so it is not applied with --bootstrap-servers, nor with tansu (whose
+    /// own cost per fetch dominates). A KAFKA_CONFIG_FETCH_WAIT_MAX_MS in the environment wins.
     #[arg(
         long,
         env = "LOCAL_RUN_FETCH_WAIT_MAX",

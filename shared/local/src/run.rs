@@ -357,13 +357,13 @@ async fn create_topics(bootstrap: &str, partitions: i32) -> Result<(), LaunchErr
 /// The variable that sets `fetch.wait.max.ms` of the workers and the simulator.
 const FETCH_WAIT_VARIABLE: &str = "KAFKA_CONFIG_FETCH_WAIT_MAX_MS";
 
-/// `--fetch-wait-max` as the variable the workers and the simulator read, for a broker this
-/// command started (the mock cluster and tansu hold a fetch that found nothing for its whole
-/// wait, records arriving meanwhile or not); `None` for an existing cluster, or when the
-/// variable is already set (it is then passed on as it is).
+/// `--fetch-wait-max` as the variable the workers and the simulator read, for the mock cluster
+/// (it holds a fetch that found nothing for the whole wait, records arriving meanwhile or not);
+/// `None` for tansu (it holds fetches too, but measured, its own cost per fetch dominates and
+/// more fetches only load it more), for an existing cluster, or when the variable is already
+/// set (it is then passed on as it is).
 fn fetch_wait_setting(config: &Config, stack: &Stack) -> Option<(String, String)> {
-    let started_here = stack.mock.is_some() || stack.broker_process.is_some();
-    if !started_here || std::env::var_os(FETCH_WAIT_VARIABLE).is_some() {
+    if stack.mock.is_none() || std::env::var_os(FETCH_WAIT_VARIABLE).is_some() {
         return None;
     }
     Some((
