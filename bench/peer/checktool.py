@@ -35,7 +35,8 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import fastavro
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -95,18 +96,14 @@ def topics(args: argparse.Namespace) -> None:
 # --- the input ---------------------------------------------------------------------------
 
 
-def plan(
-    seed: int, orders: int, skus: int, max_lines: int
-) -> tuple[dict[str, int], list[dict]]:
+def plan(seed: int, orders: int, skus: int, max_lines: int) -> tuple[dict[str, int], list[dict]]:
     """(stock per SKU, orders as [{order_id, customer, lines: [(sku, qty)]}]), from the seed."""
     rng = random.Random(seed)
     names = [f"SKU-{index:04d}" for index in range(skus)]
     placed = []
     demand: Counter[str] = Counter()
     for index in range(orders):
-        lines = [
-            (sku, rng.randint(1, 3)) for sku in rng.sample(names, rng.randint(1, max_lines))
-        ]
+        lines = [(sku, rng.randint(1, 3)) for sku in rng.sample(names, rng.randint(1, max_lines))]
         for sku, quantity in lines:
             demand[sku] += quantity
         placed.append(
@@ -277,9 +274,7 @@ def partitions(consumer: Consumer, topic: str) -> list[TopicPartition]:
 def high_watermarks(consumer: Consumer, topic: str) -> dict[int, int]:
     """The topic's high watermarks, in one ListOffsets request (timestamp -1: the latest)."""
     latest = [TopicPartition(tp.topic, tp.partition, -1) for tp in partitions(consumer, topic)]
-    return {
-        tp.partition: tp.offset for tp in consumer.offsets_for_times(latest, timeout=60)
-    }
+    return {tp.partition: tp.offset for tp in consumer.offsets_for_times(latest, timeout=60)}
 
 
 def read_topic(bootstrap: str, topic: str, registry: Registry) -> Iterator[tuple[str, dict]]:
@@ -306,8 +301,9 @@ def read_topic(bootstrap: str, topic: str, registry: Registry) -> Iterator[tuple
                 raise KafkaException(message.error())
             _, schema_id = FRAME.unpack_from(message.value())
             name, schema = registry.schema_by_id(schema_id)
-            yield name, fastavro.schemaless_reader(
-                io.BytesIO(message.value()[FRAME.size :]), schema
+            yield (
+                name,
+                fastavro.schemaless_reader(io.BytesIO(message.value()[FRAME.size :]), schema),
             )
             if message.offset() + 1 >= ends[message.partition()]:
                 pending.discard(message.partition())
@@ -334,13 +330,33 @@ def run(args: argparse.Namespace) -> None:
     consumer = Consumer({"bootstrap.servers": args.bootstrap_servers, "group.id": "unused"})
     topic = args.prefix + RESERVATIONS
     started = time.monotonic()
-    log = open(args.log, "w") if args.log else subprocess.DEVNULL
-    process = subprocess.Popen(args.argv, stdout=log, stderr=subprocess.STDOUT)
+    with open(args.log or os.devnull, "w") as log:
+        process = subprocess.Popen(args.argv, stdout=log, stderr=subprocess.STDOUT)
+        figures, code = watch(args, process, consumer, topic, started)
+    consumer.close()
+    print(json.dumps({**figures, "exit_code": code}))
+    if code != 0:
+        raise SystemExit(f"{args.argv[0]} exited with {code} after SIGTERM")
+
+
+def watch(
+    args: argparse.Namespace,
+    process: subprocess.Popen,
+    consumer: Consumer,
+    topic: str,
+    started: float,
+) -> tuple[dict[str, Any], int]:
+    """Waits for the arm's outputs, takes its figures, stops it; (figures, exit code)."""
     first = None
+    total, elapsed, cpu, rss = 0, 0.0, 0.0, 0.0
     try:
         while True:
             if process.poll() is not None:
                 raise SystemExit(f"{args.argv[0]} exited early with {process.returncode}")
+            if time.monotonic() - started > args.timeout:
+                raise SystemExit(
+                    f"only {total} of {args.count} records on {topic} after {args.timeout:.0f}s"
+                )
             try:
                 total = sum(high_watermarks(consumer, topic).values())
             except KafkaException as error:
@@ -352,8 +368,6 @@ def run(args: argparse.Namespace) -> None:
                 first = elapsed
             if total >= args.count:
                 break
-            if elapsed > args.timeout:
-                raise SystemExit(f"only {total} of {args.count} records on {topic} after {elapsed:.0f}s")
             time.sleep(0.2)
         cpu, rss = cpu_seconds(process.pid), peak_rss_mib(process.pid)
     finally:
@@ -364,22 +378,14 @@ def run(args: argparse.Namespace) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             code = process.wait()
-        consumer.close()
-    print(
-        json.dumps(
-            {
-                "records": total,
-                "seconds_to_first_output": round(first or 0.0, 3),
-                "seconds_to_all_outputs": round(elapsed, 3),
-                "cpu_seconds": round(cpu, 2),
-                "peak_rss_mib": round(rss, 1),
-                "stop_seconds": round(time.monotonic() - stop_started, 2),
-                "exit_code": code,
-            }
-        )
-    )
-    if code != 0:
-        raise SystemExit(f"{args.argv[0]} exited with {code} after SIGTERM")
+    return {
+        "records": total,
+        "seconds_to_first_output": round(first or 0.0, 3),
+        "seconds_to_all_outputs": round(elapsed, 3),
+        "cpu_seconds": round(cpu, 2),
+        "peak_rss_mib": round(rss, 1),
+        "stop_seconds": round(time.monotonic() - stop_started, 2),
+    }, code
 
 
 def verify(args: argparse.Namespace) -> None:
@@ -437,9 +443,7 @@ def verify(args: argparse.Namespace) -> None:
 def compare(args: argparse.Namespace) -> None:
     with open(args.left) as left_file, open(args.right) as right_file:
         left, right = json.load(left_file), json.load(right_file)
-    differing = sorted(
-        order for order in left if left[order][0] != right.get(order, [None])[0]
-    )
+    differing = sorted(order for order in left if left[order][0] != right.get(order, [None])[0])
     same_id = sum(1 for order in left if left[order] == right.get(order))
     print(
         json.dumps(
@@ -463,13 +467,9 @@ def main() -> None:
     def command(name: str, handler: Any, registry: bool = True) -> argparse.ArgumentParser:
         sub = commands.add_parser(name)
         sub.set_defaults(handler=handler)
-        sub.add_argument(
-            "--bootstrap-servers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        )
+        sub.add_argument("--bootstrap-servers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
         if registry:
-            sub.add_argument(
-                "--schema-registry-url", default=os.environ.get("SCHEMA_REGISTRY_URL")
-            )
+            sub.add_argument("--schema-registry-url", default=os.environ.get("SCHEMA_REGISTRY_URL"))
         return sub
 
     sub = command("topics", topics, registry=False)

@@ -116,7 +116,8 @@ import urllib.parse
 import urllib.request
 import uuid
 import warnings
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import fastavro
 
@@ -183,12 +184,7 @@ DERIVED_ID_NAMESPACE = uuid.UUID("6f1c2d0e-5b7a-4c1e-9a53-0d6e8f21b4c7")
 def derived_event_id(cause: str, event_type: str, discriminator: str) -> str:
     """``EventId::derived``: UUIDv5 over the cause's 16 bytes, the type, a 0 byte, the
     discriminator; the same inputs give the same id, so a replay re-emits the same ids."""
-    name = (
-        uuid.UUID(cause).bytes
-        + event_type.encode()
-        + b"\x00"
-        + discriminator.encode()
-    )
+    name = uuid.UUID(cause).bytes + event_type.encode() + b"\x00" + discriminator.encode()
     digest = hashlib.sha1(DERIVED_ID_NAMESPACE.bytes + name).digest()
     return str(uuid.UUID(bytes=digest[:16], version=5))
 
@@ -209,9 +205,7 @@ class Context:
     def envelope_for(self, event_type: str, discriminator: str) -> dict:
         """``Envelope::caused_by``: derived id, inherited correlation id, the input as cause."""
         return {
-            "event_id": derived_event_id(
-                self.cause["event_id"], event_type, discriminator
-            ),
+            "event_id": derived_event_id(self.cause["event_id"], event_type, discriminator),
             "event_type": event_type,
             "occurred_at": self.now_micros,
             "correlation_id": self.cause["correlation_id"],
@@ -242,9 +236,7 @@ class OrderStage:
     """State per order id: ``{"phase", "lines": {sku: units}, "answers": {sku: [held,
     available]}}``, lines in SKU order like the Rust ``BTreeMap``."""
 
-    def handle(
-        self, name: str, event: dict, state: Optional[dict], context: Context
-    ) -> Optional[dict]:
+    def handle(self, name: str, event: dict, state: dict | None, context: Context) -> dict | None:
         """Handles one input; returns the new state (``None``: none). Raises ``Rejected``
         before changing anything."""
         if name == "retail.storefront.OrderPlaced":
@@ -254,9 +246,7 @@ class OrderStage:
         return state
 
     @staticmethod
-    def command(
-        context: Context, order_id: str, sku: str, kind: str, quantity: int
-    ) -> None:
+    def command(context: Context, order_id: str, sku: str, kind: str, quantity: int) -> None:
         context.emit(
             {
                 "envelope": context.envelope_for("SkuCommand", f"{kind.lower()}:{sku}"),
@@ -267,9 +257,7 @@ class OrderStage:
             }
         )
 
-    def placed(
-        self, order: dict, state: Optional[dict], context: Context
-    ) -> Optional[dict]:
+    def placed(self, order: dict, state: dict | None, context: Context) -> dict | None:
         if state is not None:
             logger.debug("order %s already known; placement ignored", order["order_id"])
             return state
@@ -279,9 +267,7 @@ class OrderStage:
         for line in order["lines"]:
             sku, quantity = line["sku"], line["quantity"]
             if quantity <= 0:
-                raise Rejected(
-                    f"line {line['line_number']} of SKU {sku} has quantity {quantity}"
-                )
+                raise Rejected(f"line {line['line_number']} of SKU {sku} has quantity {quantity}")
             if not sku:
                 raise Rejected(f"line {line['line_number']} has no SKU")
             total = totals.get(sku, 0) + quantity
@@ -293,9 +279,7 @@ class OrderStage:
             self.command(context, order["order_id"], sku, "HOLD", quantity)
         return {"phase": HOLDING, "lines": lines, "answers": {}}
 
-    def answered(
-        self, answer: dict, state: Optional[dict], context: Context
-    ) -> Optional[dict]:
+    def answered(self, answer: dict, state: dict | None, context: Context) -> dict | None:
         if state is None:
             logger.warning(
                 "hold answer for an unknown order %s (SKU %s); ignored",
@@ -321,8 +305,7 @@ class OrderStage:
                     "envelope": context.envelope_for("StockReserved", ""),
                     "order_id": order_id,
                     "lines": [
-                        {"sku": sku, "quantity": quantity}
-                        for sku, quantity in lines.items()
+                        {"sku": sku, "quantity": quantity} for sku, quantity in lines.items()
                     ],
                 }
             )
@@ -354,9 +337,7 @@ class StockStage:
         self.closed_memory_micros = int(closed_memory_s * 1_000_000)
         self.closed_limit = closed_limit
 
-    def handle(
-        self, name: str, event: dict, state: Optional[dict], context: Context
-    ) -> Optional[dict]:
+    def handle(self, name: str, event: dict, state: dict | None, context: Context) -> dict | None:
         if name not in ("retail.warehouse.StockAdjusted", "retail.inventory.SkuCommand"):
             return state
         # A SKU the warehouse never stocked has nothing available: holds are refused.
@@ -468,9 +449,7 @@ def strip_logical_types(schema: Any) -> Any:
     to ``uuid.UUID`` / ``datetime`` and back. The bytes on the wire are the same."""
     if isinstance(schema, dict):
         return {
-            key: strip_logical_types(value)
-            for key, value in schema.items()
-            if key != "logicalType"
+            key: strip_logical_types(value) for key, value in schema.items() if key != "logicalType"
         }
     if isinstance(schema, list):
         return [strip_logical_types(item) for item in schema]
@@ -521,7 +500,8 @@ FRAME = struct.Struct(">bI")
 class AvroValueDeserializer(Deserializer):
     """Confluent framing (magic 0, big-endian schema id) + Avro binary, decoded with the writer
     schema. Yields ``(full record name, record)``; records of other types than ``accepted``
-    and undecodable ones are skipped (the Rust worker would dead-letter the latter)."""
+    and undecodable ones are skipped (the Rust worker would dead-letter the latter). A registry
+    that cannot be reached or fails is fatal, as skipping would lose the record."""
 
     def __init__(self, registry: Registry, accepted: str):
         super().__init__()
@@ -529,20 +509,33 @@ class AvroValueDeserializer(Deserializer):
         self.accepted = accepted
 
     def __call__(self, value: bytes, ctx: Any) -> tuple[str, dict]:
+        if value is None or len(value) < FRAME.size:
+            return self.skip(ctx, "not Confluent-framed (shorter than the 5-byte header)")
+        magic, schema_id = FRAME.unpack_from(value)
+        if magic != 0:
+            return self.skip(ctx, f"magic byte {magic}, expected 0")
         try:
-            magic, schema_id = FRAME.unpack_from(value)
-            if magic != 0:
-                raise ValueError(f"magic byte {magic}, expected 0")
             full_name, schema = self.registry.schema_by_id(schema_id)
-            if full_name != self.accepted:
-                raise IgnoreMessage()
+        except urllib.error.HTTPError as error:
+            if error.code != 404:
+                # The registry is there but failing: not the record's fault, and skipping
+                # would lose it. Quix stops; a restart resumes from the last checkpoint.
+                raise
+            return self.skip(ctx, f"schema id {schema_id} is not in the registry")
+        # Any other registry failure (unreachable, timed out) propagates for the same reason.
+        if full_name != self.accepted:
+            raise IgnoreMessage()
+        try:
             record = fastavro.schemaless_reader(io.BytesIO(value[FRAME.size :]), schema)
-        except IgnoreMessage:
-            raise
-        except Exception as error:  # noqa: BLE001 - any decoding failure skips the record
-            logger.warning("undecodable record on %s skipped: %s", ctx.topic, error)
-            raise IgnoreMessage() from error
+        except Exception as error:  # noqa: BLE001 - fastavro raises several types for bad bytes
+            return self.skip(ctx, f"Avro body does not match schema {schema_id}: {error}")
         return full_name, record
+
+    @staticmethod
+    def skip(ctx: Any, reason: str) -> Any:
+        """Skips a record the Rust worker would dead-letter, saying why."""
+        logger.warning("undecodable record on %s skipped: %s", ctx.topic, reason)
+        raise IgnoreMessage()
 
 
 class AvroValueSerializer(Serializer):
@@ -564,7 +557,7 @@ class AvroValueSerializer(Serializer):
 
 
 def keyed_step(
-    handle: Callable[[str, dict, Optional[dict], Context], Optional[dict]],
+    handle: Callable[[str, dict, dict | None, Context], dict | None],
     revisions: dict[str, int],
     dedup_max_per_key: int,
 ) -> Callable[..., list[dict]]:
@@ -655,7 +648,15 @@ def build(args: argparse.Namespace, state_dir: str) -> Application:
     )
     serializer = AvroValueSerializer(writers)
     topics = {}
-    for name in (STOREFRONT_ORDERS, STOCK_ADJUSTMENTS, SKU_COMMANDS, SKU_HOLDS, RESERVATIONS, STOCK_LEVELS):
+    every_topic = (
+        STOREFRONT_ORDERS,
+        STOCK_ADJUSTMENTS,
+        SKU_COMMANDS,
+        SKU_HOLDS,
+        RESERVATIONS,
+        STOCK_LEVELS,
+    )
+    for name in every_topic:
         accepted = INPUTS.get(name, "")
         topic = app.topic(
             args.topic_prefix + name,
@@ -709,7 +710,7 @@ def kafka_setting(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
-def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(
         description="The inventory worker's dataflow in Quix Streams (benchmark peer).",
@@ -772,7 +773,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Our own handler: Quix configures its "quixstreams" logger itself, and a root handler
     # would print its lines twice.

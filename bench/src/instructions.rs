@@ -49,8 +49,8 @@ pub(crate) struct InstructionsArgs {
     #[arg(long, env = "BENCH_INSTRUCTIONS_OUT_DIR")]
     pub(crate) out_dir: Option<PathBuf>,
     /// Runs of each record count; the median is used. Callgrind is deterministic except for
-    /// hash-map seeds and where the allocator finds memory, which move the no-op hop's figure
-    /// by about 2% between runs and the others by well under 1%.
+    /// hash-map seeds and where the allocator finds memory: between runs the no-op hop's
+    /// figure moved by up to 4%, the others' by under 0.3%.
     #[arg(long, env = "BENCH_INSTRUCTIONS_REPEAT", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub(crate) repeat: u32,
     /// The replay harness; by default `replay` next to this executable (both are built by
