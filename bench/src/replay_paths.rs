@@ -17,7 +17,7 @@ pub(crate) const CHECK_FUNCTION: &str = "replay::Verifier::verify";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub(crate) enum ReplayPath {
     /// The no-op hop on `StockAdjusted`: decode, a stateless handler emitting one `LowStock`,
-    /// encode (the handler of `hop-benchmark`).
+    /// encode (a no-op handler).
     NoopAdjusted,
     /// The no-op hop on `OrderPlaced`: decode, a stateless handler emitting one `LowStock`,
     /// encode.

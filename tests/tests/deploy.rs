@@ -46,13 +46,12 @@ const WORKERS: [&str; 5] = [
 ];
 
 /// Workspace binaries the image leaves out, with the reason.
-const NOT_DEPLOYED: [(&str, &str); 6] = [
+const NOT_DEPLOYED: [(&str, &str); 5] = [
     (
         "dev-registry",
         "the development schema registry; deployments use Confluent Schema Registry",
     ),
     ("counting-worker", "the runtime tests' worker"),
-    ("hop-benchmark", "a benchmark"),
     ("retail-bench", "the benchmark suite (bench/run)"),
     ("replay", "the benchmark suite's offline replay harness"),
     (

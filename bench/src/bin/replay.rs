@@ -19,7 +19,7 @@
 //!    installs); take the incoming trace context (the record's `traceparent`, or a root trace);
 //! 3. stateful stages: look the input up in the key's dedup ring and take the key's state
 //!    (`PartitionStore::seen`, kept across records like the engine keeps it);
-//! 4. run the real handler (`OrderStage`, `StockStage`, or the no-op of `hop-benchmark`) on a
+//! 4. run the real handler (`OrderStage`, `StockStage`, or a no-op) on a
 //!    copy of the state, timed for the handler-duration histogram;
 //! 5. per output: encode it (`Codec::encode`, into a reused buffer), name its topic, its key,
 //!    its `traceparent` and `event_type` headers, count it as produced;
@@ -115,7 +115,7 @@ const START_MICROS: i64 = 1_767_225_600_000_000;
 /// between two runs is exactly the records the longer one adds.
 const CHUNK_ORDERS: usize = 500;
 
-/// `producer` of the replay's own `StockAdjusted` events (as in `hop-benchmark`).
+/// `producer` of the replay's own `StockAdjusted` events (as in the no-op hop).
 const BENCH_PRODUCER: &str = "bench";
 
 fn main() -> anyhow::Result<()> {
@@ -561,7 +561,7 @@ impl RecordPath for CodecPath<'_> {
     }
 }
 
-/// The no-op hop's handler (`hop-benchmark`'s), extended to orders: one `LowStock` per input.
+/// The no-op hop's handler (like `retail_bench::arms::NoOp`), extended to restocks: one `LowStock` per input.
 #[derive(Debug)]
 struct NoOp;
 
@@ -912,7 +912,7 @@ struct Replay<'a> {
 }
 
 impl Replay<'_> {
-    /// `hop-benchmark`'s input: restocks of 1 unit of 500 SKUs in turn.
+    /// The no-op input: restocks of 1 unit of 500 SKUs in turn.
     fn noop_adjusted(&self, verifier: &mut Verifier<'_>) -> anyhow::Result<usize> {
         let mut path = WorkerPath::new(NoOp, "bench-noop", self);
         let mut records = Records::default();
