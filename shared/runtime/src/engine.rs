@@ -146,10 +146,6 @@ struct Shared<S> {
     producer: Arc<ThreadedProducer<DeliveryContext>>,
     /// The transaction machine, in exactly-once mode.
     txn: Option<Mutex<Txn>>,
-    /// Changelog records of the open batch, held back until everything the batch produced so
-    /// far (its outputs) is acknowledged: an input is listed as applied only once its outputs
-    /// are durable (see [`crate::state`]).
-    deferred: Mutex<Vec<(i32, ChangelogRecord)>>,
     open_batch: Mutex<Option<OpenBatch>>,
     telemetry: Telemetry,
     health: Health,
@@ -191,33 +187,6 @@ impl<S> Shared<S> {
     fn set_fatal(&self, error: RuntimeError) {
         tracing::error!(%error, "fatal error in a consumer callback");
         lock(&self.fatal).get_or_insert(error);
-    }
-
-    /// Sends the open batch's changelog records once its outputs are acknowledged.
-    fn flush_deferred(&self) -> Result<(), RuntimeError> {
-        let deferred = std::mem::take(&mut *lock(&self.deferred));
-        if deferred.is_empty() {
-            return Ok(());
-        }
-        let Some(seq) = lock(&self.open_batch).as_ref().map(|batch| batch.seq) else {
-            return Err(RuntimeError::Fatal {
-                reason: "changelog records without an open batch".to_owned(),
-            });
-        };
-        // In a transaction the changelog records commit together with the outputs: no wait.
-        let deadline = Instant::now() + self.config.drain_deadline;
-        if self.txn.is_none() && !self.inflight.wait_batch(seq, deadline)? {
-            return Err(RuntimeError::Fatal {
-                reason: format!(
-                    "outputs not acknowledged within {:?}; stopping before recording their inputs as applied",
-                    self.config.drain_deadline
-                ),
-            });
-        }
-        for (partition, record) in &deferred {
-            self.send_changelog(seq, *partition, record)?;
-        }
-        Ok(())
     }
 
     fn send_output(&self, seq: u64, output: &Output) -> Result<(), RuntimeError> {
@@ -301,6 +270,50 @@ impl<S> Shared<S>
 where
     S: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + 'static,
 {
+    /// Sends the changelog records of the keys the open batch changed (one per key, however
+    /// many of its inputs changed it), once the batch's outputs are acknowledged: an input is
+    /// listed as applied only once its outputs are durable (see [`crate::state`]).
+    fn flush_deferred(&self) -> Result<(), RuntimeError> {
+        let deferred: Vec<(i32, ChangelogRecord)> = lock(&self.stores)
+            .iter_mut()
+            .flat_map(|(partition, store)| {
+                store
+                    .take_changes()
+                    .into_iter()
+                    .map(move |record| (*partition, record))
+            })
+            .collect();
+        if deferred.is_empty() {
+            return Ok(());
+        }
+        let Some(seq) = lock(&self.open_batch).as_ref().map(|batch| batch.seq) else {
+            return Err(RuntimeError::Fatal {
+                reason: "changelog records without an open batch".to_owned(),
+            });
+        };
+        // In a transaction the changelog records commit together with the outputs: no wait.
+        let deadline = Instant::now() + self.config.drain_deadline;
+        if self.txn.is_none() && !self.inflight.wait_batch(seq, deadline)? {
+            return Err(RuntimeError::Fatal {
+                reason: format!(
+                    "outputs not acknowledged within {:?}; stopping before recording their inputs as applied",
+                    self.config.drain_deadline
+                ),
+            });
+        }
+        for (partition, record) in &deferred {
+            self.send_changelog(seq, *partition, record)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets the state changes not yet written (their batch was aborted).
+    fn discard_changes(&self) {
+        for store in lock(&self.stores).values_mut() {
+            store.discard_changes();
+        }
+    }
+
     /// Restores the state of `partitions` from the changelog (replacing what is held) and
     /// prunes the rings below the committed offsets.
     ///
@@ -442,7 +455,7 @@ where
     /// back to its committed offset (records already fetched beyond it are discarded) and
     /// restores the state as of that commit.
     fn rewind<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> Result<(), RuntimeError> {
-        lock(&self.deferred).clear();
+        self.discard_changes();
         if let Some(batch) = lock(&self.open_batch).as_mut() {
             batch.inputs = 0;
             batch.offsets.clear();
@@ -567,7 +580,7 @@ where
                 Ok(Finished::Committed) => {}
                 Ok(Finished::Aborted { .. }) => {
                     // The open batch is dropped; its inputs go to the next owner uncommitted.
-                    lock(&shared.deferred).clear();
+                    shared.discard_changes();
                 }
                 Err(error) => shared.set_fatal(error),
             }
@@ -789,7 +802,6 @@ impl<H: Handler> Engine<H> {
             inflight,
             producer,
             txn,
-            deferred: Mutex::new(Vec::new()),
             open_batch: Mutex::new(None),
             telemetry,
             health,
@@ -1055,11 +1067,11 @@ impl<H: Handler> Engine<H> {
                     let open = state
                         .as_ref()
                         .and_then(|state| (self.shared.open_of)(state));
-                    let record = match lock(&self.shared.stores).get_mut(&partition) {
+                    match lock(&self.shared.stores).get_mut(&partition) {
                         Some(store) => {
                             store.schedule(key, due);
                             store.track_open(key, open);
-                            store.apply(key, state, applied)
+                            store.apply(key, state, applied);
                         }
                         None => {
                             return Err(RuntimeError::Fatal {
@@ -1068,8 +1080,7 @@ impl<H: Handler> Engine<H> {
                                 ),
                             });
                         }
-                    };
-                    lock(&self.shared.deferred).push((partition, record));
+                    }
                     self.done(message);
                     Ok(())
                 }
@@ -1141,15 +1152,11 @@ impl<H: Handler> Engine<H> {
                 .as_ref()
                 .and_then(|state| (self.shared.timer_of)(state));
             let open = next.as_ref().and_then(|state| (self.shared.open_of)(state));
-            let record = match lock(&self.shared.stores).get_mut(&partition) {
-                Some(store) => {
-                    store.schedule(&key, due);
-                    store.track_open(&key, open);
-                    store.set(&key, next, now)
-                }
-                None => continue,
-            };
-            lock(&self.shared.deferred).push((partition, record));
+            if let Some(store) = lock(&self.shared.stores).get_mut(&partition) {
+                store.schedule(&key, due);
+                store.track_open(&key, open);
+                store.set(&key, next, now);
+            }
             self.shared.telemetry.timer_fired("ok");
         }
         Ok(())

@@ -136,6 +136,9 @@ pub struct PartitionStore<S> {
     /// Keys whose work is open (an order in flight), by the time it opened: the oldest tells
     /// how long work has been stuck.
     open: TimeIndex,
+    /// Keys changed since their last changelog record ([`PartitionStore::take_changes`]): a key
+    /// changed by many inputs of one batch is written once, as Kafka Streams' record cache does.
+    dirty: BTreeSet<String>,
 }
 
 /// Keys indexed by a time, earliest first, with at most one time per key.
@@ -194,6 +197,7 @@ impl<S: Serialize + DeserializeOwned + Clone> PartitionStore<S> {
             policy,
             timers: TimeIndex::default(),
             open: TimeIndex::default(),
+            dirty: BTreeSet::new(),
         }
     }
 
@@ -232,47 +236,50 @@ impl<S: Serialize + DeserializeOwned + Clone> PartitionStore<S> {
         }
     }
 
-    /// Records that an input was applied: stores the new state and the ring entry, prunes the
-    /// ring, and returns the changelog record to produce.
-    pub fn apply(&mut self, key: &str, value: Option<S>, applied: Applied) -> ChangelogRecord {
+    /// Records that an input was applied: stores the new state and the ring entry, and prunes
+    /// the ring. The key's changelog record is made by the next [`Self::take_changes`].
+    pub fn apply(&mut self, key: &str, value: Option<S>, applied: Applied) {
         let now = applied.applied_at;
-        let entry = self.entries.entry(key.to_owned()).or_insert_with(|| Entry {
-            value: None,
-            applied: VecDeque::new(),
-        });
+        let entry = changed_entry(&mut self.entries, &mut self.dirty, key);
         entry.value = value;
         entry.applied.push_back(applied);
         prune(entry, &self.committed, self.policy, now);
         // The entry just pushed is uncommitted, so the ring is not empty: deleted keys are
         // removed by `expire` once their ring has aged out.
-        let encoded = postcard::to_stdvec(entry)
-            // Serialising plain data into a Vec cannot fail short of a type the format cannot
-            // express, which the `Handler::State` docs rule out; make it loud if it happens.
-            .unwrap_or_else(|error| {
-                panic!("state of key {key} cannot be encoded with postcard: {error}")
-            });
-        ChangelogRecord {
-            key: key.to_owned(),
-            value: Some(encoded),
-        }
     }
 
     /// Replaces a key's state without an input (a timer fired): the ring is kept as it is.
-    /// Returns the changelog record to produce.
-    pub fn set(&mut self, key: &str, value: Option<S>, now: Timestamp) -> ChangelogRecord {
-        let entry = self.entries.entry(key.to_owned()).or_insert_with(|| Entry {
-            value: None,
-            applied: VecDeque::new(),
-        });
+    pub fn set(&mut self, key: &str, value: Option<S>, now: Timestamp) {
+        let entry = changed_entry(&mut self.entries, &mut self.dirty, key);
         entry.value = value;
         prune(entry, &self.committed, self.policy, now);
-        let encoded = postcard::to_stdvec(entry).unwrap_or_else(|error| {
-            panic!("state of key {key} cannot be encoded with postcard: {error}")
-        });
-        ChangelogRecord {
-            key: key.to_owned(),
-            value: Some(encoded),
-        }
+    }
+
+    /// The changelog records of the keys changed since the last call, one per key with its
+    /// current entry (state and ring), in key order.
+    pub fn take_changes(&mut self) -> Vec<ChangelogRecord> {
+        std::mem::take(&mut self.dirty)
+            .into_iter()
+            .filter_map(|key| {
+                // A changed key is only removed by `expire`, which tombstones it itself.
+                let entry = self.entries.get(&key)?;
+                let encoded = postcard::to_stdvec(entry)
+                    // Serialising plain data into a Vec cannot fail short of a type the format
+                    // cannot express, which the `Handler::State` docs rule out; make it loud.
+                    .unwrap_or_else(|error| {
+                        panic!("state of key {key} cannot be encoded with postcard: {error}")
+                    });
+                Some(ChangelogRecord {
+                    key,
+                    value: Some(encoded),
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets the changes not yet written (their batch was aborted; the state is restored).
+    pub fn discard_changes(&mut self) {
+        self.dirty.clear();
     }
 
     /// Indexes `key`'s timer at `due`, or removes it (`None`).
@@ -362,6 +369,29 @@ impl<S: Serialize + DeserializeOwned + Clone> PartitionStore<S> {
     }
 }
 
+/// The entry of `key`, created empty if missing, marked as changed.
+fn changed_entry<'a, S>(
+    entries: &'a mut HashMap<String, Entry<S>>,
+    dirty: &mut BTreeSet<String>,
+    key: &str,
+) -> &'a mut Entry<S> {
+    if !dirty.contains(key) {
+        dirty.insert(key.to_owned());
+    }
+    if !entries.contains_key(key) {
+        entries.insert(
+            key.to_owned(),
+            Entry {
+                value: None,
+                applied: VecDeque::new(),
+            },
+        );
+    }
+    entries
+        .get_mut(key)
+        .unwrap_or_else(|| unreachable!("the entry of {key} was just inserted"))
+}
+
 fn is_committed(applied: &Applied, committed: &HashMap<u32, i64>) -> bool {
     committed
         .get(&applied.topic)
@@ -407,6 +437,15 @@ mod tests {
         Applied::new(id(n), "in", offset, Timestamp::from_micros(at))
     }
 
+    /// The changelog record of `key` among the store's pending changes (which are taken).
+    fn record_of(store: &mut PartitionStore<u32>, key: &str) -> ChangelogRecord {
+        store
+            .take_changes()
+            .into_iter()
+            .find(|record| record.key == key)
+            .expect("a changelog record of the key")
+    }
+
     fn store() -> PartitionStore<u32> {
         PartitionStore::new(DedupPolicy {
             retention_micros: 1_000,
@@ -427,7 +466,8 @@ mod tests {
     #[test]
     fn timers_are_indexed_by_due_time_and_rebuilt_from_state_after_a_restore() {
         let mut store = store();
-        let record = store.apply("late", Some(300), applied(1, 10, 0));
+        store.apply("late", Some(300), applied(1, 10, 0));
+        let record = record_of(&mut store, "late");
         store.schedule("late", Some(Timestamp::from_micros(300)));
         store.apply("early", Some(100), applied(2, 11, 0));
         store.schedule("early", Some(Timestamp::from_micros(100)));
@@ -453,7 +493,9 @@ mod tests {
         assert_eq!(store.timer_count(), 1);
 
         // A timer fired: the state changes without a ring entry.
-        let fired = store.set("late", Some(301), Timestamp::from_micros(400));
+        store.take_changes();
+        store.set("late", Some(301), Timestamp::from_micros(400));
+        let fired = record_of(&mut store, "late");
         let mut restored: PartitionStore<u32> = PartitionStore::new(DedupPolicy::default());
         for record in [&record, &fired] {
             restored
@@ -476,7 +518,8 @@ mod tests {
     #[test]
     fn the_changelog_record_restores_the_same_state_and_ring() {
         let mut store = store();
-        let record = store.apply("k", Some(7), applied(1, 10, 0));
+        store.apply("k", Some(7), applied(1, 10, 0));
+        let record = record_of(&mut store, "k");
         let mut restored: PartitionStore<u32> = PartitionStore::new(DedupPolicy::default());
         restored
             .restore_record(&record.key, record.value.as_deref())
@@ -493,7 +536,8 @@ mod tests {
             if n % 100 == 0 {
                 store.committed("in", n as i64);
             }
-            let record = store.apply("k", Some(n as u32), applied(n, n as i64, 0));
+            store.apply("k", Some(n as u32), applied(n, n as i64, 0));
+            let record = record_of(&mut store, "k");
             largest = largest.max(record.value.map_or(0, |value| value.len()));
         }
         // At most max_per_key (32) committed ring entries plus up to 100 uncommitted ones, each
@@ -501,6 +545,36 @@ mod tests {
         assert!(
             largest < 5_000,
             "a changelog record grew to {largest} bytes"
+        );
+    }
+
+    #[test]
+    fn a_key_changed_by_many_inputs_of_a_batch_is_written_once_with_all_of_them() {
+        let mut store = store();
+        for n in 0..5 {
+            store.apply("busy", Some(n as u32), applied(n, n as i64, 0));
+        }
+        store.apply("quiet", Some(1), applied(9, 9, 0));
+        let records = store.take_changes();
+        let keys: Vec<&str> = records.iter().map(|record| record.key.as_str()).collect();
+        assert_eq!(keys, ["busy", "quiet"]);
+        assert!(store.take_changes().is_empty(), "changes are taken once");
+
+        let mut restored: PartitionStore<u32> = PartitionStore::new(DedupPolicy::default());
+        for record in &records {
+            restored
+                .restore_record(&record.key, record.value.as_deref())
+                .expect("decodes");
+        }
+        assert_eq!(restored.value("busy"), Some(&4));
+        assert!((0..5).all(|n| restored.seen("busy", id(n)) == Seen::Duplicate));
+        assert_eq!(restored.seen("quiet", id(9)), Seen::Duplicate);
+
+        store.apply("busy", Some(7), applied(10, 10, 0));
+        store.discard_changes();
+        assert!(
+            store.take_changes().is_empty(),
+            "discarded changes are not written"
         );
     }
 
@@ -534,9 +608,11 @@ mod tests {
     fn open_work_counts_open_keys_and_knows_the_oldest_also_after_a_restore() {
         let mut store = store();
         assert_eq!(store.open_work(), (0, None));
-        let first = store.apply("a", Some(50), applied(1, 10, 0));
+        store.apply("a", Some(50), applied(1, 10, 0));
+        let first = record_of(&mut store, "a");
         store.track_open("a", Some(Timestamp::from_micros(50)));
-        let second = store.apply("b", Some(20), applied(2, 11, 0));
+        store.apply("b", Some(20), applied(2, 11, 0));
+        let second = record_of(&mut store, "b");
         store.track_open("b", Some(Timestamp::from_micros(20)));
         assert_eq!(store.open_work(), (2, Some(Timestamp::from_micros(20))));
         // "b" finishes: "a" is the oldest left.
@@ -586,7 +662,8 @@ mod tests {
         );
 
         let mut restored: PartitionStore<u32> = PartitionStore::new(DedupPolicy::default());
-        let record = store.apply("kept", Some(4), applied(3, 12, 6_000));
+        store.apply("kept", Some(4), applied(3, 12, 6_000));
+        let record = record_of(&mut store, "kept");
         restored
             .restore_record("gone", Some(&[0xff]))
             .expect_err("garbage does not decode");

@@ -1,8 +1,7 @@
 //! The stock stage: one state per SKU, changed only here, one record at a time: restocks and
 //! corrections from the warehouse, holds, releases and shipments from the order stage.
 
-use std::collections::BTreeMap;
-
+use imbl::OrdMap;
 use retail_events::inventory::{LowStock, SkuCommand, SkuCommandKind, SkuHoldAnswered};
 use retail_events::warehouse::StockAdjusted;
 use retail_events::{Event, Topic};
@@ -13,12 +12,17 @@ use crate::InventoryConfig;
 
 /// The stock of one SKU. `available + held + shipped` equals everything the warehouse ever
 /// added (restocks and corrections); `available` never goes below zero.
+///
+/// A busy SKU holds units for thousands of orders in flight, and the runtime hands every
+/// handling a copy of the state: the maps are persistent ([`OrdMap`]), so a copy shares them
+/// and a change copies only the path to the changed entry. (Their changelog form is the same
+/// as a `BTreeMap`'s.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkuState {
     /// Units that can be held for new orders.
     pub available: i64,
     /// Units held per order id (reserved, or pending the order's other lines).
-    pub holds: BTreeMap<String, i32>,
+    pub holds: OrdMap<String, i32>,
     /// Units that left with shipments.
     pub shipped: i64,
     /// Orders answered lately that hold nothing of the SKU (refused, released or shipped),
@@ -27,7 +31,7 @@ pub struct SkuState {
     /// acted on the first answer. The runtime's dedup ring usually catches such a replay by
     /// event id, but it keeps only the last few inputs of a key, and a busy SKU sees many.
     /// Bounded by `--closed-order-memory` and `--closed-order-limit`.
-    pub closed: BTreeMap<String, i64>,
+    pub closed: OrdMap<String, i64>,
 }
 
 impl SkuState {
@@ -64,7 +68,15 @@ impl StockStage {
     fn close(&self, stock: &mut SkuState, order: &str, context: &Context<'_>) {
         let now = context.now().as_micros();
         let oldest = now.saturating_sub(self.closed_order_memory_micros);
-        stock.closed.retain(|_, at| *at >= oldest);
+        let expired: Vec<String> = stock
+            .closed
+            .iter()
+            .filter(|(_, at)| **at < oldest)
+            .map(|(order, _)| order.clone())
+            .collect();
+        for order in &expired {
+            stock.closed.remove(order);
+        }
         stock.closed.insert(order.to_owned(), now);
         while stock.closed.len() > self.closed_order_limit {
             let Some(first) = stock
@@ -415,6 +427,29 @@ mod tests {
             .expect("handled");
         let closed: Vec<&String> = state.as_ref().expect("state").closed.keys().collect();
         assert_eq!(closed, ["o2"]);
+    }
+
+    #[test]
+    fn changelog_records_of_the_map_form_before_persistent_maps_still_restore() {
+        /// `SkuState` as it was with `BTreeMap`s (changelogs written by earlier builds).
+        #[derive(Serialize)]
+        struct Before {
+            available: i64,
+            holds: std::collections::BTreeMap<String, i32>,
+            shipped: i64,
+            closed: std::collections::BTreeMap<String, i64>,
+        }
+        let before = Before {
+            available: 7,
+            holds: [("o1".to_owned(), 2), ("o2".to_owned(), 1)].into(),
+            shipped: 4,
+            closed: [("o0".to_owned(), 123)].into(),
+        };
+        let bytes = postcard::to_stdvec(&before).expect("encodes");
+        let state: SkuState = postcard::from_bytes(&bytes).expect("decodes");
+        assert_eq!((state.available, state.held(), state.shipped), (7, 3, 4));
+        assert_eq!(state.closed.get("o0"), Some(&123));
+        assert_eq!(postcard::to_stdvec(&state).expect("encodes"), bytes);
     }
 
     #[test]
