@@ -128,7 +128,7 @@ pub struct PartitionStore<S> {
     entries: HashMap<String, Entry<S>>,
     /// First offset not yet committed, per input topic (by [`topic_hash`]); ring entries below
     /// it may age out.
-    committed: HashMap<u32, i64>,
+    committed: Committed,
     /// Ring bounds.
     policy: DedupPolicy,
     /// Due timers, earliest first.
@@ -193,7 +193,7 @@ impl<S: Serialize + DeserializeOwned + Clone> PartitionStore<S> {
     pub fn new(policy: DedupPolicy) -> Self {
         Self {
             entries: HashMap::new(),
-            committed: HashMap::new(),
+            committed: Committed::default(),
             policy,
             timers: TimeIndex::default(),
             open: TimeIndex::default(),
@@ -327,11 +327,7 @@ impl<S: Serialize + DeserializeOwned + Clone> PartitionStore<S> {
     /// Notes that offsets of `topic` below `next_offset` are committed: their ring entries may
     /// age out (lazily, when their key is next written or at the next `expire`).
     pub fn committed(&mut self, topic: &str, next_offset: i64) {
-        let current = self
-            .committed
-            .entry(topic_hash(topic))
-            .or_insert(next_offset);
-        *current = (*current).max(next_offset);
+        self.committed.note(topic_hash(topic), next_offset);
     }
 
     /// Prunes every key's ring and removes keys with no state and an empty ring, returning
@@ -392,36 +388,54 @@ fn changed_entry<'a, S>(
         .unwrap_or_else(|| unreachable!("the entry of {key} was just inserted"))
 }
 
-fn is_committed(applied: &Applied, committed: &HashMap<u32, i64>) -> bool {
-    committed
-        .get(&applied.topic)
-        .is_some_and(|next_offset| applied.offset < *next_offset)
+/// First offset not yet committed per input topic (by [`topic_hash`]): a handful of topics, so
+/// a list, searched on every ring entry a prune looks at.
+#[derive(Debug, Default)]
+struct Committed(Vec<(u32, i64)>);
+
+impl Committed {
+    fn note(&mut self, topic: u32, next_offset: i64) {
+        match self.0.iter_mut().find(|(known, _)| *known == topic) {
+            Some((_, current)) => *current = (*current).max(next_offset),
+            None => self.0.push((topic, next_offset)),
+        }
+    }
+
+    fn covers(&self, applied: &Applied) -> bool {
+        self.0
+            .iter()
+            .find(|(topic, _)| *topic == applied.topic)
+            .is_some_and(|(_, next_offset)| applied.offset < *next_offset)
+    }
 }
 
-fn prune<S>(
-    entry: &mut Entry<S>,
-    committed: &HashMap<u32, i64>,
-    policy: DedupPolicy,
-    now: Timestamp,
-) {
+fn prune<S>(entry: &mut Entry<S>, committed: &Committed, policy: DedupPolicy, now: Timestamp) {
     let oldest_allowed = now.as_micros().saturating_sub(policy.retention_micros);
-    // Uncommitted entries stay whatever their age: they are what a crash would re-deliver.
-    entry.applied.retain(|applied| {
-        applied.applied_at.as_micros() >= oldest_allowed || !is_committed(applied, committed)
-    });
-    while entry.applied.len() > policy.max_per_key {
-        match entry
-            .applied
-            .iter()
-            .position(|applied| is_committed(applied, committed))
-        {
-            Some(index) => {
-                entry.applied.remove(index);
+    // Entries are appended as they are applied, so the first is the oldest: a ring whose first
+    // entry is young has nothing to age out. Uncommitted entries stay whatever their age: they
+    // are what a crash would re-deliver.
+    if entry
+        .applied
+        .front()
+        .is_some_and(|first| first.applied_at.as_micros() < oldest_allowed)
+    {
+        entry.applied.retain(|applied| {
+            applied.applied_at.as_micros() >= oldest_allowed || !committed.covers(applied)
+        });
+    }
+    // Over the bound, the oldest committed entries go. If every entry is uncommitted (more
+    // inputs of the key in flight than the ring holds), all stay: a crash would re-deliver
+    // them, and they must be recognised.
+    let mut excess = entry.applied.len().saturating_sub(policy.max_per_key);
+    if excess > 0 {
+        entry.applied.retain(|applied| {
+            if excess > 0 && committed.covers(applied) {
+                excess -= 1;
+                false
+            } else {
+                true
             }
-            // Every entry is uncommitted: more inputs per key in flight than the ring holds.
-            // Keep them all: a crash would re-deliver them, and they must be recognised.
-            None => break,
-        }
+        });
     }
 }
 
