@@ -26,7 +26,7 @@
 //! (fenced by a newer instance) stops the worker.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -136,6 +136,17 @@ struct OpenBatch {
     offsets: Offsets,
 }
 
+/// An ended batch whose changelog records wait until its outputs are acknowledged: an input is
+/// listed as applied only once its outputs are durable (see [`crate::state`]).
+#[derive(Debug)]
+struct Parked {
+    seq: u64,
+    inputs: usize,
+    offsets: Offsets,
+    /// The records of the keys the batch changed, encoded as the batch left them.
+    records: Vec<(i32, ChangelogRecord)>,
+}
+
 /// State shared by the processing loop and the consumer's rebalance callbacks (which run on the
 /// same thread, inside `poll`; the mutexes are never contended).
 struct Shared<S> {
@@ -147,6 +158,9 @@ struct Shared<S> {
     /// The transaction machine, in exactly-once mode.
     txn: Option<Mutex<Txn>>,
     open_batch: Mutex<Option<OpenBatch>>,
+    /// At least once: ended batches whose changelog records wait for their outputs'
+    /// acknowledgements, oldest first (see [`Shared::park_open_batch`]).
+    parked: Mutex<VecDeque<Parked>>,
     telemetry: Telemetry,
     health: Health,
     /// An error raised inside a callback, surfaced by the loop.
@@ -270,11 +284,10 @@ impl<S> Shared<S>
 where
     S: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + 'static,
 {
-    /// Sends the changelog records of the keys the open batch changed (one per key, however
-    /// many of its inputs changed it), once the batch's outputs are acknowledged: an input is
-    /// listed as applied only once its outputs are durable (see [`crate::state`]).
-    fn flush_deferred(&self) -> Result<(), RuntimeError> {
-        let deferred: Vec<(i32, ChangelogRecord)> = lock(&self.stores)
+    /// The changelog records of the keys changed since the last call, one per key however many
+    /// inputs changed it.
+    fn take_changes(&self) -> Vec<(i32, ChangelogRecord)> {
+        lock(&self.stores)
             .iter_mut()
             .flat_map(|(partition, store)| {
                 store
@@ -282,8 +295,91 @@ where
                     .into_iter()
                     .map(move |record| (*partition, record))
             })
-            .collect();
-        if deferred.is_empty() {
+            .collect()
+    }
+
+    /// Ends the open batch (at least once): with no state changes it is sealed at once;
+    /// otherwise its changelog records are parked until its outputs are acknowledged
+    /// ([`Self::send_parked`]), and the batch is sealed once they are sent, so its offsets wait
+    /// for them too. Processing goes on meanwhile: the next batch does not wait for this one's
+    /// acknowledgements.
+    fn park_open_batch(&self) -> Result<(), RuntimeError> {
+        let records = self.take_changes();
+        let Some(batch) = lock(&self.open_batch).take() else {
+            if records.is_empty() {
+                return Ok(());
+            }
+            return Err(RuntimeError::Fatal {
+                reason: "changelog records without an open batch".to_owned(),
+            });
+        };
+        if records.is_empty() {
+            self.inflight.seal(batch.seq, batch.inputs, batch.offsets);
+        } else {
+            lock(&self.parked).push_back(Parked {
+                seq: batch.seq,
+                inputs: batch.inputs,
+                offsets: batch.offsets,
+                records,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends the changelog records of parked batches whose outputs are all acknowledged, oldest
+    /// first (a key's records stay in order), and seals those batches. Stops at the first batch
+    /// still waiting, or with `deadline` waits for each until then.
+    fn send_parked(&self, deadline: Option<Instant>) -> Result<(), RuntimeError> {
+        loop {
+            let Some((seq, records)) = lock(&self.parked)
+                .front_mut()
+                .map(|parked| (parked.seq, std::mem::take(&mut parked.records)))
+            else {
+                return Ok(());
+            };
+            let settled = self
+                .inflight
+                .wait_batch(seq, deadline.unwrap_or_else(Instant::now))?;
+            if !settled {
+                if let Some(parked) = lock(&self.parked).front_mut() {
+                    parked.records = records;
+                }
+                return match deadline {
+                    None => Ok(()),
+                    Some(_) => Err(RuntimeError::Fatal {
+                        reason: format!(
+                            "outputs not acknowledged within {:?}; stopping before recording their inputs as applied",
+                            self.config.drain_deadline
+                        ),
+                    }),
+                };
+            }
+            for (partition, record) in &records {
+                self.send_changelog(seq, *partition, record)?;
+            }
+            if let Some(parked) = lock(&self.parked).pop_front() {
+                self.inflight
+                    .seal(parked.seq, parked.inputs, parked.offsets);
+            }
+        }
+    }
+
+    /// Inputs of parked batches (handled, their changelog records not yet sent).
+    fn parked_inputs(&self) -> usize {
+        lock(&self.parked).iter().map(|parked| parked.inputs).sum()
+    }
+
+    /// Makes the state changes so far durable after the outputs they follow: at least once,
+    /// ends the open batch and sends every parked changelog record, waiting up to the drain
+    /// deadline for acknowledgements; exactly once, sends the open batch's changelog records at
+    /// once (they commit together with the outputs, in the same transaction).
+    fn flush_deferred(&self) -> Result<(), RuntimeError> {
+        if self.txn.is_none() {
+            self.park_open_batch()?;
+            return self.send_parked(Some(Instant::now() + self.config.drain_deadline));
+        }
+        let records = self.take_changes();
+        if records.is_empty() {
             return Ok(());
         }
         let Some(seq) = lock(&self.open_batch).as_ref().map(|batch| batch.seq) else {
@@ -291,17 +387,7 @@ where
                 reason: "changelog records without an open batch".to_owned(),
             });
         };
-        // In a transaction the changelog records commit together with the outputs: no wait.
-        let deadline = Instant::now() + self.config.drain_deadline;
-        if self.txn.is_none() && !self.inflight.wait_batch(seq, deadline)? {
-            return Err(RuntimeError::Fatal {
-                reason: format!(
-                    "outputs not acknowledged within {:?}; stopping before recording their inputs as applied",
-                    self.config.drain_deadline
-                ),
-            });
-        }
-        for (partition, record) in &deferred {
+        for (partition, record) in &records {
             self.send_changelog(seq, *partition, record)?;
         }
         Ok(())
@@ -803,6 +889,7 @@ impl<H: Handler> Engine<H> {
             producer,
             txn,
             open_batch: Mutex::new(None),
+            parked: Mutex::new(VecDeque::new()),
             telemetry,
             health,
             fatal: Mutex::new(None),
@@ -883,27 +970,32 @@ impl<H: Handler> Engine<H> {
         Ok(())
     }
 
-    /// Stores the offsets of batches whose records are all acknowledged.
+    /// Sends the changelog records whose batches' outputs are acknowledged, and stores the
+    /// offsets of batches whose records are all acknowledged.
     fn release_completed(&self) -> Result<(), RuntimeError> {
         if self.shared.txn.is_some() {
             // Offsets move only inside transactions.
             return Ok(());
         }
+        self.shared.send_parked(None)?;
         let reached = self
             .shared
             .inflight
             .take_completed()
             .map_err(RuntimeError::Delivery)?;
         store_offsets(&self.consumer, &reached)?;
-        self.shared
-            .telemetry
-            .in_flight(self.shared.inflight.inputs_in_flight());
+        self.shared.telemetry.in_flight(self.inputs_in_flight());
         Ok(())
+    }
+
+    /// Inputs handled whose effects are not all acknowledged yet.
+    fn inputs_in_flight(&self) -> usize {
+        self.shared.inflight.inputs_in_flight() + self.shared.parked_inputs()
     }
 
     /// Waits while too many inputs await acknowledgement.
     fn wait_for_room(&self) -> Result<(), RuntimeError> {
-        while self.shared.inflight.inputs_in_flight() >= self.shared.config.max_in_flight {
+        while self.inputs_in_flight() >= self.shared.config.max_in_flight {
             if self.shutdown.is_cancelled() {
                 return Ok(());
             }
@@ -957,8 +1049,8 @@ impl<H: Handler> Engine<H> {
                 self.shared.rewind(&self.consumer)?;
             }
         } else {
-            self.shared.flush_deferred()?;
-            self.shared.seal_open_batch();
+            self.shared.park_open_batch()?;
+            self.shared.send_parked(None)?;
         }
         Ok(())
     }
