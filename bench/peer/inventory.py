@@ -84,6 +84,10 @@ Flags (environment variable in brackets; every flag has a default):
                          at exit; state is restored from the changelog topics on start)
 --processing-guarantee   at-least-once (default) or exactly-once
 --topic-partitions       partitions of topics created when missing (6, the workers' default)
+--broker-without-admin-api
+                         the broker has no CreateTopics or DescribeConfigs (librdkafka's mock
+                         cluster): topics are created by asking for their metadata, and their
+                         configs are taken to be the benchmark's
 --low-stock-threshold    LowStock below this many available units (10)
 --closed-order-memory    seconds a SKU remembers orders that hold nothing (600)
 --closed-order-limit     at most this many such orders per SKU (256)
@@ -97,6 +101,9 @@ its changelog topics' configs from them); missing ones are created with 6 partit
 configs. The output subjects must be registered (every Rust worker registers the catalogue at
 start; ``retailctl schemas register`` does too). Runs until SIGTERM or SIGINT, then finishes
 the current checkpoint and exits 0.
+
+Output records carry the time they are produced (as the Rust runtime's do), not their input's
+timestamp, which Quix would otherwise pass on.
 """
 
 from __future__ import annotations
@@ -111,6 +118,7 @@ import shutil
 import struct
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -687,7 +695,7 @@ def build(args: argparse.Namespace, state_dir: str) -> Application:
         stateful=True,
         expand=True,
         metadata=True,
-    ).to_topic(destination, key=output_key)
+    ).set_timestamp(producer_time).to_topic(destination, key=output_key)
 
     stock_stage = StockStage(
         args.low_stock_threshold, args.closed_order_memory, args.closed_order_limit
@@ -698,8 +706,53 @@ def build(args: argparse.Namespace, state_dir: str) -> Application:
         stateful=True,
         expand=True,
         metadata=True,
-    ).to_topic(destination, key=output_key)
+    ).set_timestamp(producer_time).to_topic(destination, key=output_key)
     return app
+
+
+def producer_time(_value: Any, _key: Any, _timestamp: int, _headers: Any) -> int:
+    """The output record's timestamp: now, as the Rust runtime leaves it to the producer (Quix
+    would otherwise give every output its input's timestamp)."""
+    return time.time_ns() // 1_000_000
+
+
+#: The configs assumed for every topic on a broker without the admin API (the ones the benchmark
+#: creates its topics with).
+ASSUMED_TOPIC_CONFIG = {"retention.ms": "604800000", "retention.bytes": "-1"}
+
+
+def without_admin_api() -> None:
+    """Lets Quix run on a broker without CreateTopics and DescribeConfigs (librdkafka's mock
+    cluster, which creates a topic when a client asks for its metadata): Quix's topic admin then
+    makes sure a topic exists by asking for its metadata, and takes its configs to be
+    ``ASSUMED_TOPIC_CONFIG``. Only topic set-up changes; processing does not."""
+    from quixstreams.models.topics import admin
+
+    def ensure(topic_admin: Any, names: list[str], timeout: float) -> dict[str, Any]:
+        found = {}
+        for name in names:
+            metadata = topic_admin.admin_client.list_topics(topic=name, timeout=timeout)
+            topic = metadata.topics.get(name)
+            if topic is None or topic.error is not None or not topic.partitions:
+                raise SystemExit(f"topic {name} is not on the broker and was not created")
+            found[name] = topic
+        return found
+
+    def inspect_topics(self: Any, topic_names: list[str], timeout: float = 30) -> dict:
+        return {
+            name: TopicConfig(
+                num_partitions=len(topic.partitions),
+                replication_factor=1,
+                extra_config=dict(ASSUMED_TOPIC_CONFIG),
+            )
+            for name, topic in ensure(self, topic_names, timeout).items()
+        }
+
+    def create_topics(self: Any, topics: list[Any], timeout: float = 30, **_: Any) -> None:
+        ensure(self, [topic.name for topic in topics], timeout)
+
+    admin.TopicAdmin.inspect_topics = inspect_topics
+    admin.TopicAdmin.create_topics = create_topics
 
 
 def kafka_setting(text: str) -> tuple[str, str]:
@@ -736,6 +789,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="at-least-once",
     )
     parser.add_argument("--topic-partitions", type=int, default=6)
+    parser.add_argument(
+        "--broker-without-admin-api",
+        action="store_true",
+        help="the broker has no CreateTopics or DescribeConfigs (librdkafka's mock cluster): "
+        "topics are created by asking for their metadata, with the benchmark's configs assumed",
+    )
     parser.add_argument("--low-stock-threshold", type=int, default=10)
     parser.add_argument("--closed-order-memory", type=float, default=600.0)
     parser.add_argument("--closed-order-limit", type=int, default=256)
@@ -792,6 +851,8 @@ def main(argv: list[str] | None = None) -> int:
         args.commit_interval,
         args.processing_guarantee,
     )
+    if args.broker_without_admin_api:
+        without_admin_api()
     state_dir = args.state_dir or tempfile.mkdtemp(prefix="inventory-quix-state-")
     try:
         app = build(args, state_dir)

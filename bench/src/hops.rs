@@ -388,6 +388,11 @@ fn start_arm(
                     &args.commit_interval.as_secs_f64().to_string(),
                 ])
                 .args(["--state-dir", &dir.join("peer-state").display().to_string()]);
+            if args.broker == BrokerKind::Mock {
+                // As the workers' `allow.auto.create.topics`: Quix's changelog topics are
+                // created on first use, and the benchmark's topic configs assumed.
+                command.arg("--broker-without-admin-api");
+            }
             command
         }
     };

@@ -102,6 +102,10 @@ pub struct EngineConfig {
     pub backoff: Backoff,
     /// Longest time a restore may take.
     pub restore_timeout: Duration,
+    /// At least once, how often the changed keys' state is written to the changelog: a key
+    /// changed by many inputs meanwhile is written once (Kafka Streams' record cache flushed at
+    /// each commit). Offsets wait for it, so it is the commit interval.
+    pub state_flush_interval: Duration,
     /// Exactly-once mode (the producer configuration carries a `transactional.id`); `None`
     /// for at-least-once.
     pub transactions: Option<TransactionSettings>,
@@ -136,15 +140,27 @@ struct OpenBatch {
     offsets: Offsets,
 }
 
-/// An ended batch whose changelog records wait until its outputs are acknowledged: an input is
-/// listed as applied only once its outputs are durable (see [`crate::state`]).
+/// An ended batch (at least once) that waits for the changelog records of the state it
+/// changed, which wait until its outputs are acknowledged: an input is listed as applied only
+/// once its outputs are durable (see [`crate::state`]).
+///
+/// Parked batches form groups: a batch whose `flush` is set ends one, which is every batch back
+/// to the previous group's end. A group's records are one per key its batches changed, taken
+/// when it was closed ([`Shared::close_group`]).
 #[derive(Debug)]
 struct Parked {
     seq: u64,
     inputs: usize,
     offsets: Offsets,
-    /// The records of the keys the batch changed, encoded as the batch left them.
-    records: Vec<(i32, ChangelogRecord)>,
+    /// On the last batch of a group: the group's changelog records.
+    flush: Option<Vec<(i32, ChangelogRecord)>>,
+}
+
+/// The parked batches and when the last group was closed.
+#[derive(Debug)]
+struct ParkedBatches {
+    batches: VecDeque<Parked>,
+    last_flush: Instant,
 }
 
 /// State shared by the processing loop and the consumer's rebalance callbacks (which run on the
@@ -160,7 +176,7 @@ struct Shared<S> {
     open_batch: Mutex<Option<OpenBatch>>,
     /// At least once: ended batches whose changelog records wait for their outputs'
     /// acknowledgements, oldest first (see [`Shared::park_open_batch`]).
-    parked: Mutex<VecDeque<Parked>>,
+    parked: Mutex<ParkedBatches>,
     telemetry: Telemetry,
     health: Health,
     /// An error raised inside a callback, surfaced by the loop.
@@ -298,51 +314,117 @@ where
             .collect()
     }
 
-    /// Ends the open batch (at least once): with no state changes it is sealed at once;
-    /// otherwise its changelog records are parked until its outputs are acknowledged
-    /// ([`Self::send_parked`]), and the batch is sealed once they are sent, so its offsets wait
-    /// for them too. Processing goes on meanwhile: the next batch does not wait for this one's
-    /// acknowledgements.
-    fn park_open_batch(&self) -> Result<(), RuntimeError> {
-        let records = self.take_changes();
+    /// Ends the open batch (at least once). A batch that changed no state, with nothing parked
+    /// before it, is sealed at once. Otherwise it is parked, and sealed once the changelog
+    /// records of its group are sent ([`Self::send_parked`]), so its offsets wait for them.
+    /// Processing goes on meanwhile: the next batch waits neither for this one's
+    /// acknowledgements nor for its state to be written. `close` closes the group now; otherwise
+    /// it is closed once the flush interval has passed.
+    fn park_open_batch(&self, close: bool) -> Result<(), RuntimeError> {
         let Some(batch) = lock(&self.open_batch).take() else {
-            if records.is_empty() {
-                return Ok(());
+            // The changes not yet taken belong to the parked batches of the open group.
+            let open_group = lock(&self.parked)
+                .batches
+                .back()
+                .is_some_and(|last| last.flush.is_none());
+            if !open_group && self.has_changes() {
+                return Err(RuntimeError::Fatal {
+                    reason: "changelog records without an open batch".to_owned(),
+                });
             }
-            return Err(RuntimeError::Fatal {
-                reason: "changelog records without an open batch".to_owned(),
-            });
+            if close && open_group {
+                self.close_group();
+            }
+            return Ok(());
         };
-        if records.is_empty() {
+        let mut parked = lock(&self.parked);
+        if parked.batches.is_empty() && !self.has_changes() {
+            drop(parked);
             self.inflight.seal(batch.seq, batch.inputs, batch.offsets);
-        } else {
-            lock(&self.parked).push_back(Parked {
-                seq: batch.seq,
-                inputs: batch.inputs,
-                offsets: batch.offsets,
-                records,
-            });
+            return Ok(());
+        }
+        parked.batches.push_back(Parked {
+            seq: batch.seq,
+            inputs: batch.inputs,
+            offsets: batch.offsets,
+            flush: None,
+        });
+        let due = close || parked.last_flush.elapsed() >= self.config.state_flush_interval;
+        drop(parked);
+        if due {
+            self.close_group();
         }
         Ok(())
     }
 
-    /// Sends the changelog records of parked batches whose outputs are all acknowledged, oldest
-    /// first (a key's records stay in order), and seals those batches. Stops at the first batch
-    /// still waiting, or with `deadline` waits for each until then.
+    /// True if some key changed since its last changelog record was taken.
+    fn has_changes(&self) -> bool {
+        lock(&self.stores).values().any(PartitionStore::has_changes)
+    }
+
+    /// Closes the group of the parked batches not yet in one: takes the changelog records of
+    /// the keys they changed.
+    fn close_group(&self) {
+        let records = self.take_changes();
+        let mut parked = lock(&self.parked);
+        parked.last_flush = Instant::now();
+        if let Some(last) = parked.batches.back_mut()
+            && last.flush.is_none()
+        {
+            last.flush = Some(records);
+        }
+    }
+
+    /// Closes the open group if the flush interval has passed, or with `now` at once.
+    fn close_group_if_due(&self, now: bool) {
+        let due = {
+            let parked = lock(&self.parked);
+            parked
+                .batches
+                .back()
+                .is_some_and(|last| last.flush.is_none())
+                && (now || parked.last_flush.elapsed() >= self.config.state_flush_interval)
+        };
+        if due {
+            self.close_group();
+        }
+    }
+
+    /// Sends the changelog records of closed groups whose batches' outputs are all
+    /// acknowledged, oldest group first (a key's records stay in order), and seals their
+    /// batches. The records are counted against the group's first batch, so no offset of the
+    /// group is stored before they are acknowledged (offsets are released in batch order).
+    /// Stops at the first group still waiting, or with `deadline` waits for each until then.
     fn send_parked(&self, deadline: Option<Instant>) -> Result<(), RuntimeError> {
         loop {
-            let Some((seq, records)) = lock(&self.parked)
-                .front_mut()
-                .map(|parked| (parked.seq, std::mem::take(&mut parked.records)))
-            else {
-                return Ok(());
+            let (seqs, records) = {
+                let mut parked = lock(&self.parked);
+                let Some(end) = parked
+                    .batches
+                    .iter()
+                    .position(|batch| batch.flush.is_some())
+                else {
+                    return Ok(());
+                };
+                let seqs: Vec<u64> = parked
+                    .batches
+                    .range(..=end)
+                    .map(|batch| batch.seq)
+                    .collect();
+                let records = parked.batches[end].flush.take().unwrap_or_default();
+                (seqs, records)
             };
-            let settled = self
-                .inflight
-                .wait_batch(seq, deadline.unwrap_or_else(Instant::now))?;
+            let wait_until = deadline.unwrap_or_else(Instant::now);
+            let mut settled = true;
+            for seq in &seqs {
+                if !self.inflight.wait_batch(*seq, wait_until)? {
+                    settled = false;
+                    break;
+                }
+            }
             if !settled {
-                if let Some(parked) = lock(&self.parked).front_mut() {
-                    parked.records = records;
+                if let Some(last) = lock(&self.parked).batches.get_mut(seqs.len() - 1) {
+                    last.flush = Some(records);
                 }
                 return match deadline {
                     None => Ok(()),
@@ -354,19 +436,24 @@ where
                     }),
                 };
             }
+            let first = seqs[0];
             for (partition, record) in &records {
-                self.send_changelog(seq, *partition, record)?;
+                self.send_changelog(first, *partition, record)?;
             }
-            if let Some(parked) = lock(&self.parked).pop_front() {
-                self.inflight
-                    .seal(parked.seq, parked.inputs, parked.offsets);
+            let group: Vec<Parked> = lock(&self.parked).batches.drain(..seqs.len()).collect();
+            for batch in group {
+                self.inflight.seal(batch.seq, batch.inputs, batch.offsets);
             }
         }
     }
 
     /// Inputs of parked batches (handled, their changelog records not yet sent).
     fn parked_inputs(&self) -> usize {
-        lock(&self.parked).iter().map(|parked| parked.inputs).sum()
+        lock(&self.parked)
+            .batches
+            .iter()
+            .map(|parked| parked.inputs)
+            .sum()
     }
 
     /// Makes the state changes so far durable after the outputs they follow: at least once,
@@ -375,7 +462,7 @@ where
     /// once (they commit together with the outputs, in the same transaction).
     fn flush_deferred(&self) -> Result<(), RuntimeError> {
         if self.txn.is_none() {
-            self.park_open_batch()?;
+            self.park_open_batch(true)?;
             return self.send_parked(Some(Instant::now() + self.config.drain_deadline));
         }
         let records = self.take_changes();
@@ -889,7 +976,10 @@ impl<H: Handler> Engine<H> {
             producer,
             txn,
             open_batch: Mutex::new(None),
-            parked: Mutex::new(VecDeque::new()),
+            parked: Mutex::new(ParkedBatches {
+                batches: VecDeque::new(),
+                last_flush: Instant::now(),
+            }),
             telemetry,
             health,
             fatal: Mutex::new(None),
@@ -977,6 +1067,7 @@ impl<H: Handler> Engine<H> {
             // Offsets move only inside transactions.
             return Ok(());
         }
+        self.shared.close_group_if_due(false);
         self.shared.send_parked(None)?;
         let reached = self
             .shared
@@ -999,6 +1090,8 @@ impl<H: Handler> Engine<H> {
             if self.shutdown.is_cancelled() {
                 return Ok(());
             }
+            // Inputs waiting for their state to be written count too: write it now.
+            self.shared.close_group_if_due(true);
             self.shared.inflight.wait(Duration::from_millis(10));
             self.release_completed()?;
         }
@@ -1049,7 +1142,7 @@ impl<H: Handler> Engine<H> {
                 self.shared.rewind(&self.consumer)?;
             }
         } else {
-            self.shared.park_open_batch()?;
+            self.shared.park_open_batch(false)?;
             self.shared.send_parked(None)?;
         }
         Ok(())

@@ -364,6 +364,7 @@ async fn prepare_topics<H: Handler>(
         drain_deadline: config.drain_deadline,
         backoff: config.backoff(),
         restore_timeout: config.max_poll_interval,
+        state_flush_interval: config.commit_interval,
         transactions: (config.guarantee == Guarantee::ExactlyOnce).then(|| {
             // Four blocking calls at most per finish (send offsets and commit, each retried
             // once): together they fit in the drain deadline.

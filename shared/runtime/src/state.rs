@@ -3,9 +3,10 @@
 //!
 //! # Why this is enough without Kafka transactions
 //! The engine makes an input's effects durable in a fixed order: first the outputs, then (once
-//! they are acknowledged) one changelog record holding the key's new state **and** the id of the
-//! input in a ring of recently applied inputs, and only then the input offset. A crash can land
-//! between any two steps:
+//! they are acknowledged) a changelog record holding the key's new state **and** the id of the
+//! input in a ring of recently applied inputs, and only then the input offset. A key changed by
+//! several inputs before its record is written gets one record listing all of them
+//! ([`PartitionStore::take_changes`]). A crash can land between any two steps:
 //! - before the changelog record is durable, the input is re-delivered and handled again from the
 //!   same state; handlers are deterministic (their clock is the input record's timestamp), so any
 //!   output re-sent is byte-identical to the first, with the same event id;
@@ -275,6 +276,11 @@ impl<S: Serialize + DeserializeOwned + Clone> PartitionStore<S> {
                 })
             })
             .collect()
+    }
+
+    /// True if some key changed since the last [`Self::take_changes`].
+    pub fn has_changes(&self) -> bool {
+        !self.dirty.is_empty()
     }
 
     /// Forgets the changes not yet written (their batch was aborted; the state is restored).
