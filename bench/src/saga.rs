@@ -202,6 +202,9 @@ pub(crate) struct SagaRow {
     pub(crate) load: (f64, f64),
     /// CPU used per process over the window, in cores (1.0: one core all the time).
     pub(crate) cpu: Vec<(String, f64)>,
+    /// The largest resident set size of each process seen during the window, in bytes (the
+    /// steady state: after the warm-up, at the offered load).
+    pub(crate) rss: Vec<(String, u64)>,
     /// p50 and p99 of each of [`SEGMENTS`], in milliseconds, over the window's shipped orders.
     pub(crate) segments: Vec<Option<(f64, f64)>>,
     /// The broker and the client settings the load ran with.
@@ -424,14 +427,30 @@ struct Sample {
     /// CPU seconds used so far by the run's processes (the launcher, which hosts the mock
     /// cluster, and its children) and by this benchmark, by process name.
     cpu: Vec<(String, f64)>,
+    /// Their resident set sizes now, in bytes.
+    rss: Vec<(String, u64)>,
 }
 
 /// Linux's `USER_HZ`: the unit of the CPU times in `/proc/<pid>/stat` (100 on every
 /// architecture Linux supports; `getconf CLK_TCK`).
 const USER_HZ: f64 = 100.0;
 
-/// A process's name, parent and CPU seconds (user + system) from `/proc/<pid>/stat`.
-fn proc_stat(pid: u32) -> Option<(String, u32, f64)> {
+/// Bytes per page: the unit of the resident set size in `/proc/<pid>/stat` (4 KiB on the
+/// machines this runs on; `getconf PAGESIZE`).
+const PAGE_BYTES: u64 = 4096;
+
+/// A process's `/proc/<pid>/stat` figures.
+struct ProcStat {
+    name: String,
+    parent: u32,
+    /// User + system CPU seconds.
+    cpu_seconds: f64,
+    /// Resident set size, bytes.
+    rss_bytes: u64,
+}
+
+/// A process's name, parent, CPU seconds and resident set size from `/proc/<pid>/stat`.
+fn proc_stat(pid: u32) -> Option<ProcStat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // `pid (comm) state ppid ...`: the name may hold spaces and parentheses.
     let (head, rest) = text.rsplit_once(')')?;
@@ -440,15 +459,28 @@ fn proc_stat(pid: u32) -> Option<(String, u32, f64)> {
     let parent = fields.get(1)?.parse().ok()?;
     let user: f64 = fields.get(11)?.parse().ok()?;
     let system: f64 = fields.get(12)?.parse().ok()?;
-    Some((name, parent, (user + system) / USER_HZ))
+    // Field 24 of stat(5), `rss`, in pages.
+    let pages: u64 = fields.get(21)?.parse().ok()?;
+    Some(ProcStat {
+        name,
+        parent,
+        cpu_seconds: (user + system) / USER_HZ,
+        rss_bytes: pages * PAGE_BYTES,
+    })
 }
 
-/// CPU seconds of `root`, its children and this process, by name (blocking: reads `/proc`).
-fn cpu_by_process(root: u32) -> Vec<(String, f64)> {
-    let mut found = Vec::new();
+/// Figures by process name.
+type ByProcess<T> = Vec<(String, T)>;
+
+/// CPU seconds and resident set sizes of `root`, its children and this process, by name
+/// (blocking: reads `/proc`).
+fn by_process(root: u32) -> (ByProcess<f64>, ByProcess<u64>) {
+    let mut cpu = Vec::new();
+    let mut rss = Vec::new();
     let mut add = |pid: u32| {
-        if let Some((name, _, seconds)) = proc_stat(pid) {
-            found.push((name, seconds));
+        if let Some(stat) = proc_stat(pid) {
+            cpu.push((stat.name.clone(), stat.cpu_seconds));
+            rss.push((stat.name, stat.rss_bytes));
         }
     };
     add(std::process::id());
@@ -458,11 +490,11 @@ fn cpu_by_process(root: u32) -> Vec<(String, f64)> {
         .flatten()
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| proc_stat(*pid).is_some_and(|(_, parent, _)| parent == root));
+        .filter(|pid| proc_stat(*pid).is_some_and(|stat| stat.parent == root));
     for child in children {
         add(child);
     }
-    found
+    (cpu, rss)
 }
 
 /// Samples the load average, every worker's `/metrics` and the CPU time of the run's processes
@@ -495,12 +527,13 @@ async fn sample(
         }))
         .await;
         let texts: Option<Vec<String>> = scraped.into_iter().collect();
-        let cpu = tokio::task::spawn_blocking(move || cpu_by_process(root))
+        let (cpu, rss) = tokio::task::spawn_blocking(move || by_process(root))
             .await
             .unwrap_or_default();
         samples.push(Sample {
             at_ms,
             cpu,
+            rss,
             load: load_average(),
             workers: texts.map(|texts| {
                 texts
@@ -811,6 +844,7 @@ fn analyse(
         cancelled: 0,
         load: (f64::NAN, f64::NAN),
         cpu: Vec::new(),
+        rss: Vec::new(),
         segments: vec![None; SEGMENTS.len()],
         notes: Vec::new(),
         setup: String::new(),
@@ -883,6 +917,14 @@ fn analyse(
             })
             .filter(|(_, cores)| cores.is_finite())
             .collect();
+        for sample in &window_samples {
+            for (name, bytes) in &sample.rss {
+                match row.rss.iter_mut().find(|(known, _)| known == name) {
+                    Some((_, largest)) => *largest = (*largest).max(*bytes),
+                    None => row.rss.push((name.clone(), *bytes)),
+                }
+            }
+        }
     }
     let mut reasons = Vec::new();
     let mut figures = Vec::new();
@@ -1038,6 +1080,36 @@ pub(crate) fn table(rows: &[SagaRow]) -> String {
         }
         out.push('\n');
     }
+    out.push_str(
+        "\nResident set size per process, MiB (the largest seen in the window):\n\n| process |",
+    );
+    for row in rows {
+        let _ = write!(out, " {:.0}/s |", row.offered_per_sec);
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---:|".repeat(rows.len()));
+    out.push('\n');
+    let mut names: Vec<&String> = rows
+        .iter()
+        .flat_map(|row| row.rss.iter().map(|(name, _)| name))
+        .collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let _ = write!(out, "| {name} |");
+        for row in rows {
+            let cell = row
+                .rss
+                .iter()
+                .find(|(process, _)| process == name)
+                .map_or_else(
+                    || "-".to_owned(),
+                    |(_, bytes)| format!("{:.1}", *bytes as f64 / (1024.0 * 1024.0)),
+                );
+            let _ = write!(out, " {cell} |");
+        }
+        out.push('\n');
+    }
     out.push_str("\nWhere the time goes (p50 / p99 ms of each step, shipped orders of the window):\n\n| step |");
     for row in rows {
         let _ = write!(out, " {:.0}/s |", row.offered_per_sec);
@@ -1095,6 +1167,7 @@ mod tests {
                 at_ms: second * 1000,
                 load: 1.0,
                 cpu: vec![("inventory".to_owned(), second as f64 * 0.5)],
+                rss: vec![("inventory".to_owned(), 40 << 20)],
                 workers: Some(vec![
                     (lag(second as f64), second as f64 * 1000.0),
                     (0.0, 0.0),
