@@ -103,8 +103,8 @@ pub struct EngineConfig {
     /// Longest time a restore may take.
     pub restore_timeout: Duration,
     /// At least once, how often the changed keys' state is written to the changelog: a key
-    /// changed by many inputs meanwhile is written once (Kafka Streams' record cache flushed at
-    /// each commit). Offsets wait for it, so it is the commit interval.
+    /// changed by many inputs meanwhile is written once (as Kafka Streams' record cache, flushed
+    /// at each commit). Offsets wait for it.
     pub state_flush_interval: Duration,
     /// Exactly-once mode (the producer configuration carries a `transactional.id`); `None`
     /// for at-least-once.

@@ -364,7 +364,7 @@ async fn prepare_topics<H: Handler>(
         drain_deadline: config.drain_deadline,
         backoff: config.backoff(),
         restore_timeout: config.max_poll_interval,
-        state_flush_interval: config.commit_interval,
+        state_flush_interval: config.commit_interval.min(STATE_FLUSH_INTERVAL),
         transactions: (config.guarantee == Guarantee::ExactlyOnce).then(|| {
             // Four blocking calls at most per finish (send offsets and commit, each retried
             // once): together they fit in the drain deadline.
@@ -375,6 +375,12 @@ async fn prepare_topics<H: Handler>(
         }),
     })
 }
+
+/// Longest time a changed key's state waits to be written to the changelog (at least once):
+/// long enough that a hot key changed by hundreds of inputs is written once, short enough that
+/// the inputs waiting for it stay well below `--max-in-flight` at tens of thousands of inputs a
+/// second. (Measured on the inventory hop: 100 ms and 1 s cost the same CPU.)
+const STATE_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Runs the engine on its own OS thread and waits for it.
 async fn run_engine<H: Handler>(
