@@ -201,10 +201,10 @@ pub(crate) struct SagaRow {
     /// The 1-minute load average when the window began and when it ended.
     pub(crate) load: (f64, f64),
     /// CPU used per process over the window, in cores (1.0: one core all the time).
-    pub(crate) cpu: Vec<(String, f64)>,
+    pub(crate) cpu: ByProcess<f64>,
     /// The largest resident set size of each process seen during the window, in bytes (the
     /// steady state: after the warm-up, at the offered load).
-    pub(crate) rss: Vec<(String, u64)>,
+    pub(crate) rss: ByProcess<u64>,
     /// p50 and p99 of each of [`SEGMENTS`], in milliseconds, over the window's shipped orders.
     pub(crate) segments: Vec<Option<(f64, f64)>>,
     /// The broker and the client settings the load ran with.
@@ -1055,61 +1055,20 @@ pub(crate) fn table(rows: &[SagaRow]) -> String {
         }
         out.push('\n');
     }
-    out.push_str("\nCPU per process, in cores (mean over the window; the machine's cores are shared):\n\n| process |");
-    for row in rows {
-        let _ = write!(out, " {:.0}/s |", row.offered_per_sec);
-    }
-    out.push_str("\n|---|");
-    out.push_str(&"---:|".repeat(rows.len()));
-    out.push('\n');
-    let mut names: Vec<&String> = rows
-        .iter()
-        .flat_map(|row| row.cpu.iter().map(|(name, _)| name))
-        .collect();
-    names.sort();
-    names.dedup();
-    for name in names {
-        let _ = write!(out, "| {name} |");
-        for row in rows {
-            let cell = row
-                .cpu
-                .iter()
-                .find(|(process, _)| process == name)
-                .map_or_else(|| "-".to_owned(), |(_, cores)| format!("{cores:.2}"));
-            let _ = write!(out, " {cell} |");
-        }
-        out.push('\n');
-    }
-    out.push_str(
-        "\nResident set size per process, MiB (the largest seen in the window):\n\n| process |",
+    per_process_table(
+        &mut out,
+        rows,
+        "CPU per process, in cores (mean over the window; the machine's cores are shared)",
+        |row| &row.cpu,
+        |cores| format!("{cores:.2}"),
     );
-    for row in rows {
-        let _ = write!(out, " {:.0}/s |", row.offered_per_sec);
-    }
-    out.push_str("\n|---|");
-    out.push_str(&"---:|".repeat(rows.len()));
-    out.push('\n');
-    let mut names: Vec<&String> = rows
-        .iter()
-        .flat_map(|row| row.rss.iter().map(|(name, _)| name))
-        .collect();
-    names.sort();
-    names.dedup();
-    for name in names {
-        let _ = write!(out, "| {name} |");
-        for row in rows {
-            let cell = row
-                .rss
-                .iter()
-                .find(|(process, _)| process == name)
-                .map_or_else(
-                    || "-".to_owned(),
-                    |(_, bytes)| format!("{:.1}", *bytes as f64 / (1024.0 * 1024.0)),
-                );
-            let _ = write!(out, " {cell} |");
-        }
-        out.push('\n');
-    }
+    per_process_table(
+        &mut out,
+        rows,
+        "Resident set size per process, MiB (the largest seen in the window)",
+        |row| &row.rss,
+        |bytes| format!("{:.1}", *bytes as f64 / (1024.0 * 1024.0)),
+    );
     out.push_str("\nWhere the time goes (p50 / p99 ms of each step, shipped orders of the window):\n\n| step |");
     for row in rows {
         let _ = write!(out, " {:.0}/s |", row.offered_per_sec);
@@ -1129,6 +1088,41 @@ pub(crate) fn table(rows: &[SagaRow]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A table of one figure per process (rows) and offered load (columns), under `title`.
+fn per_process_table<T>(
+    out: &mut String,
+    rows: &[SagaRow],
+    title: &str,
+    figures: impl Fn(&SagaRow) -> &ByProcess<T>,
+    show: impl Fn(&T) -> String,
+) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "\n{title}:\n\n| process |");
+    for row in rows {
+        let _ = write!(out, " {:.0}/s |", row.offered_per_sec);
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---:|".repeat(rows.len()));
+    out.push('\n');
+    let mut names: Vec<&String> = rows
+        .iter()
+        .flat_map(|row| figures(row).iter().map(|(name, _)| name))
+        .collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let _ = write!(out, "| {name} |");
+        for row in rows {
+            let cell = figures(row)
+                .iter()
+                .find(|(process, _)| process == name)
+                .map_or_else(|| "-".to_owned(), |(_, figure)| show(figure));
+            let _ = write!(out, " {cell} |");
+        }
+        out.push('\n');
+    }
 }
 
 #[cfg(test)]
