@@ -688,25 +688,21 @@ def build(args: argparse.Namespace, state_dir: str) -> Application:
     def output_key(value: dict) -> str:
         return value[OUTPUTS[value["envelope"]["event_type"]][1]]
 
-    order_stage = OrderStage()
-    orders = app.dataframe(topics[STOREFRONT_ORDERS]).concat(app.dataframe(topics[SKU_HOLDS]))
-    orders.apply(
-        keyed_step(order_stage.handle, revisions, args.dedup_max_per_key),
-        stateful=True,
-        expand=True,
-        metadata=True,
-    ).set_timestamp(producer_time).to_topic(destination, key=output_key)
+    def stage(inputs: tuple[str, str], handle: Callable) -> None:
+        """A stateful stage reading two co-partitioned topics, writing to the catalogue's."""
+        first, second = (app.dataframe(topics[name]) for name in inputs)
+        first.concat(second).apply(
+            keyed_step(handle, revisions, args.dedup_max_per_key),
+            stateful=True,
+            expand=True,
+            metadata=True,
+        ).set_timestamp(producer_time).to_topic(destination, key=output_key)
 
+    stage((STOREFRONT_ORDERS, SKU_HOLDS), OrderStage().handle)
     stock_stage = StockStage(
         args.low_stock_threshold, args.closed_order_memory, args.closed_order_limit
     )
-    stock = app.dataframe(topics[STOCK_ADJUSTMENTS]).concat(app.dataframe(topics[SKU_COMMANDS]))
-    stock.apply(
-        keyed_step(stock_stage.handle, revisions, args.dedup_max_per_key),
-        stateful=True,
-        expand=True,
-        metadata=True,
-    ).set_timestamp(producer_time).to_topic(destination, key=output_key)
+    stage((STOCK_ADJUSTMENTS, SKU_COMMANDS), stock_stage.handle)
     return app
 
 
