@@ -3,11 +3,12 @@
 //! Encoding writes `0`, the 4-byte big-endian schema id registered for the event's type, and the
 //! Avro body, into a buffer the caller reuses. Decoding reads the schema id, fetches the writer's
 //! schema from the registry once per id, and keeps a ready-made reader for it:
-//! - when the writer's schema is this build's schema of the type (the steady state), a
-//!   schema-aware serde reader decodes straight into the Rust type, with no `Value` tree;
-//! - when it differs (a producer on another revision), a resolving reader maps the writer's
-//!   schema to this build's, filling added fields from defaults and unknown enum symbols with
-//!   the enum's default, and only then builds the Rust type.
+//! - when the writer's schema is this build's schema of the type (the steady state),
+//!   `serde_avro_fast` decodes the datum straight into the Rust type, with no `Value` tree and
+//!   no lookup by field name (and encodes the same way);
+//! - when it differs (a producer on another revision), apache-avro's resolving reader maps the
+//!   writer's schema to this build's, filling added fields from defaults and unknown enum
+//!   symbols with the enum's default, and only then builds the Rust type.
 //!
 //! No schema JSON is parsed and no schema is resolved per message.
 
@@ -17,8 +18,7 @@ use std::sync::{Arc, RwLock};
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::schema_compatibility::SchemaCompatibility;
-use apache_avro::writer::datum::GenericDatumWriter;
-use retail_events::{EVENT_TYPES, Event, EventDescriptor, catalogue};
+use retail_events::{EVENT_TYPES, Event, EventDescriptor, EventSchema, catalogue};
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::schema_registry_common::{BytesResult, get_bytes_result};
@@ -68,7 +68,7 @@ impl std::fmt::Debug for Codec {
 /// Writes one event type with its registered schema.
 struct EventWriter {
     schema_id: u32,
-    writer: GenericDatumWriter<'static>,
+    schema: &'static EventSchema,
 }
 
 /// How to decode bodies written with one schema id.
@@ -79,13 +79,15 @@ struct DecodePlan {
 }
 
 enum PlanReader {
-    /// Writer schema == this build's schema: serde straight from the bytes.
-    Direct(GenericDatumReader<'static>),
+    /// Writer schema == this build's schema: serde straight from the bytes, with the datum
+    /// schema of this build's type.
+    Direct(&'static serde_avro_fast::Schema),
     /// Writer schema differs: resolve to this build's schema, then convert. `writer_only` reads
     /// without resolving, to tell a corrupt body from an unresolvable one when reading fails.
+    /// Boxed: plans of other revisions are rare, and the direct plan is a pointer.
     Resolving {
-        resolving: GenericDatumReader<'static>,
-        writer_only: GenericDatumReader<'static>,
+        resolving: Box<GenericDatumReader<'static>>,
+        writer_only: Box<GenericDatumReader<'static>>,
     },
 }
 
@@ -109,27 +111,17 @@ impl Codec {
         let mut writers: Vec<Option<EventWriter>> = EVENT_TYPES.iter().map(|_| None).collect();
         let mut plans = HashMap::new();
         for event in registered {
-            let Some(schema) = catalogue()
-                .event(event.descriptor.full_name)
-                .map(|event| &event.schema)
-            else {
+            let Some(schema) = catalogue().event(event.descriptor.full_name) else {
                 continue;
             };
-            match GenericDatumWriter::builder(schema).build() {
-                Ok(writer) => {
-                    writers[event.descriptor.index] = Some(EventWriter {
-                        schema_id: event.schema_id,
-                        writer,
-                    })
-                }
-                Err(error) => {
-                    tracing::error!(event_type = event.descriptor.name, %error, "cannot build writer")
-                }
-            }
+            writers[event.descriptor.index] = Some(EventWriter {
+                schema_id: event.schema_id,
+                schema,
+            });
             // Our own schemas need no registry round trip to be read back.
             plans.insert(
                 event.schema_id,
-                build_plan(event.schema_id, schema).map(Arc::new),
+                build_plan(event.schema_id, &schema.schema).map(Arc::new),
             );
         }
         Self {
@@ -159,8 +151,7 @@ impl Codec {
         out.push(0);
         out.extend_from_slice(&writer.schema_id.to_be_bytes());
         event
-            .write_avro(&writer.writer, out)
-            .map(|_| ())
+            .write_datum(&writer.schema.datum, out)
             .map_err(|error| EncodeError::Serialization {
                 event_type: descriptor.name,
                 reason: error.to_string(),
@@ -250,7 +241,7 @@ impl DecodePlan {
         };
         let mut rest = body;
         let event = match &self.read {
-            PlanReader::Direct(reader) => (self.descriptor.read_direct)(reader, &mut rest)
+            PlanReader::Direct(schema) => (self.descriptor.read_datum)(&mut rest, schema)
                 .map_err(|error| malformed(error.to_string()))?,
             PlanReader::Resolving {
                 resolving,
@@ -315,6 +306,7 @@ fn build_plan(schema_id: u32, writer: &'static Schema) -> Result<DecodePlan, Dec
     };
     let descriptor = reader_schema.descriptor;
     let reader: &'static Schema = &reader_schema.schema;
+    let datum_reader: &'static serde_avro_fast::Schema = &reader_schema.datum;
     let incompatible = |reason: String| DecodeError::IncompatibleReader {
         schema_id,
         event_type: descriptor.name,
@@ -324,24 +316,24 @@ fn build_plan(schema_id: u32, writer: &'static Schema) -> Result<DecodePlan, Dec
     // Parsing canonical form keeps everything that decides the binary layout and drops docs and
     // defaults, which do not: equal forms mean the bytes map 1:1 onto this build's type.
     let read = if writer.canonical_form() == reader.canonical_form() {
-        PlanReader::Direct(
-            GenericDatumReader::builder(writer)
-                .build()
-                .map_err(|error| incompatible(error.to_string()))?,
-        )
+        PlanReader::Direct(datum_reader)
     } else {
         // Partial compatibility (e.g. a union branch this build lacks) is accepted: only the
         // records that use the missing part fail, each with its own error.
         SchemaCompatibility::can_read(writer, reader)
             .map_err(|error| incompatible(error.to_string()))?;
         PlanReader::Resolving {
-            resolving: GenericDatumReader::builder(writer)
-                .reader_schema(reader)
-                .build()
-                .map_err(|error| incompatible(error.to_string()))?,
-            writer_only: GenericDatumReader::builder(writer)
-                .build()
-                .map_err(|error| incompatible(error.to_string()))?,
+            resolving: Box::new(
+                GenericDatumReader::builder(writer)
+                    .reader_schema(reader)
+                    .build()
+                    .map_err(|error| incompatible(error.to_string()))?,
+            ),
+            writer_only: Box::new(
+                GenericDatumReader::builder(writer)
+                    .build()
+                    .map_err(|error| incompatible(error.to_string()))?,
+            ),
         }
     };
     Ok(DecodePlan {

@@ -80,6 +80,11 @@ pub enum CatalogueError {
         full_name: &'static str,
         source: Box<apache_avro::Error>,
     },
+    #[error("composed schema of {full_name} does not parse for the datum codec: {source}")]
+    InvalidForDatum {
+        full_name: &'static str,
+        source: serde_avro_fast::schema::SchemaError,
+    },
 }
 
 /// A named type as written in one file of `schemas/`.
@@ -100,6 +105,9 @@ pub struct EventSchema {
     pub text: String,
     /// The composed schema, parsed.
     pub schema: Schema,
+    /// The same schema, parsed for the per-record datum reader and writer
+    /// ([`EventDescriptor::read_datum`], [`Event::write_datum`](crate::Event::write_datum)).
+    pub datum: serde_avro_fast::Schema,
 }
 
 /// All schemas: the named types as written, and each event type's composed schema.
@@ -155,10 +163,14 @@ impl Catalogue {
                 full_name,
                 source: Box::new(source),
             })?;
+            let datum = text
+                .parse()
+                .map_err(|source| CatalogueError::InvalidForDatum { full_name, source })?;
             events.push(EventSchema {
                 descriptor,
                 text,
                 schema,
+                datum,
             });
         }
         Ok(Self { named, events })

@@ -1,11 +1,11 @@
 //! The closed set of event types: the [`EventType`] trait every event implements, and the
 //! [`Event`] enum a consumer receives. Every event type is listed once, in [`event_types!`] below.
 
-use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
-use apache_avro::writer::datum::GenericDatumWriter;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_avro_fast::de::{DeError, DeserializerConfig, DeserializerState, read::ReaderRead};
+use serde_avro_fast::ser::{SerError, SerializerConfig};
 
 use crate::topics::Topic;
 use crate::{
@@ -40,7 +40,12 @@ pub trait EventType:
     fn key(&self) -> &str;
 }
 
-/// How to read and write one event type with apache-avro; the codec's dispatch table.
+/// Most items one array of a decoded datum may have. Every item of this catalogue's arrays takes
+/// at least one byte, so a body of a Kafka record cannot hold more; the bound stops a hostile
+/// count from looping over items that take no bytes.
+pub const MAX_DATUM_SEQUENCE: usize = 1 << 20;
+
+/// How to read and write one event type; the codec's dispatch table.
 #[derive(Debug)]
 pub struct EventDescriptor {
     /// Position in [`EVENT_TYPES`], for tables indexed by event type.
@@ -53,8 +58,11 @@ pub struct EventDescriptor {
     pub revision: i32,
     /// The topic it is written to.
     pub topic: Topic,
-    /// Decodes a datum written with exactly the reader's schema, without building a `Value`.
-    pub read_direct: fn(&GenericDatumReader<'_>, &mut &[u8]) -> apache_avro::AvroResult<Event>,
+    /// Decodes a datum written with exactly this type's schema (`schema`, its
+    /// [`EventSchema::datum`](crate::EventSchema::datum)) straight into the type, advancing
+    /// `bytes` past it. A length prefix longer than what is left of `bytes` fails without
+    /// allocating.
+    pub read_datum: fn(&mut &[u8], &serde_avro_fast::Schema) -> Result<Event, DeError>,
     /// Converts a `Value` already resolved to the reader's schema.
     pub from_value: fn(&Value) -> apache_avro::AvroResult<Event>,
 }
@@ -127,7 +135,7 @@ macro_rules! event_types {
                     full_name: <$module::$variant as EventType>::FULL_NAME,
                     revision: $revision,
                     topic: Topic::$topic,
-                    read_direct: |reader, bytes| reader.read_deser::<$module::$variant>(bytes).map(Event::$variant),
+                    read_datum: |bytes, schema| read_datum::<$module::$variant>(bytes, schema).map(Event::$variant),
                     from_value: |value| apache_avro::from_value::<$module::$variant>(value).map(Event::$variant),
                 },
             )*
@@ -160,13 +168,17 @@ macro_rules! event_types {
                 &EVENT_TYPES[kind as usize]
             }
 
-            /// Serialises the payload with a writer built for this event type's schema.
-            pub fn write_avro(
+            /// Appends the Avro datum of the payload, written with this event type's schema
+            /// (`schema`, its [`EventSchema::datum`](crate::EventSchema::datum)), to `out`.
+            pub fn write_datum(
                 &self,
-                writer: &GenericDatumWriter<'_>,
+                schema: &serde_avro_fast::Schema,
                 out: &mut Vec<u8>,
-            ) -> apache_avro::AvroResult<usize> {
-                match self { $( Event::$variant(event) => writer.write_ser(out, event), )* }
+            ) -> Result<(), SerError> {
+                let config = &mut SerializerConfig::new(schema);
+                match self {
+                    $( Event::$variant(event) => serde_avro_fast::to_datum(event, out, config).map(drop), )*
+                }
             }
         }
     };
@@ -192,6 +204,21 @@ event_types! {
     ShipmentCreated in shipping, revision 1, topic ShippingShipments, key order_id;
     NotificationSent in notification, revision 1, topic NotificationNotifications, key order_id;
     NotificationFailed in notification, revision 1, topic NotificationNotifications, key order_id;
+}
+
+/// Reads one datum of `T` from the front of `bytes`. The reader is the whole remaining slice,
+/// so a string or array length beyond it fails on the spot: the fallback buffer a streaming
+/// reader would grow is capped at zero bytes.
+fn read_datum<T: DeserializeOwned>(
+    bytes: &mut &[u8],
+    schema: &serde_avro_fast::Schema,
+) -> Result<T, DeError> {
+    let mut reader = ReaderRead::new(bytes);
+    reader.max_alloc_size = 0;
+    let mut config = DeserializerConfig::new(schema);
+    config.max_seq_size = MAX_DATUM_SEQUENCE;
+    let mut state = DeserializerState::with_config(reader, config);
+    T::deserialize(state.deserializer())
 }
 
 impl Event {
