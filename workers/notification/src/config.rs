@@ -11,8 +11,22 @@ use retail_runtime::RuntimeConfig;
 use retail_runtime::retry::Backoff;
 
 use crate::channel::{
-    Channel, ChannelError, FileChannel, LogChannel, WebhookChannel, WebhookSettings,
+    Channel, ChannelError, FileChannel, LogChannel, SigningSecret, WebhookChannel, WebhookSettings,
 };
+
+/// The environment variable holding the webhook signing secret. Deliberately not a flag: a
+/// command line is visible to every user of the machine (`ps`).
+pub const WEBHOOK_SECRET_ENV: &str = "NOTIFICATION_WEBHOOK_SECRET";
+
+/// A secret as given; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
 use crate::handler::NotificationHandler;
 use crate::templates::{TemplateError, Templates};
 
@@ -89,6 +103,25 @@ pub struct NotificationArgs {
     )]
     pub webhook_max_backoff: Duration,
 
+    /// File holding the secret webhook deliveries are signed with (Standard Webhooks:
+    /// `whsec_` and base64, at least 24 bytes). Or set NOTIFICATION_WEBHOOK_SECRET; one of the
+    /// two is required with --channel webhook unless --webhook-unsigned.
+    #[arg(long, env = "NOTIFICATION_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+
+    /// NOTIFICATION_WEBHOOK_SECRET, read from the environment only.
+    #[arg(skip = std::env::var(WEBHOOK_SECRET_ENV).ok().map(Secret))]
+    pub webhook_secret: Option<Secret>,
+
+    /// Send webhook deliveries unsigned, for a receiver that cannot verify signatures.
+    #[arg(long, env = "NOTIFICATION_WEBHOOK_UNSIGNED")]
+    pub webhook_unsigned: bool,
+
+    /// PEM file of CA certificates the webhook's HTTPS certificate may also chain to (a
+    /// private CA); the system's roots are always trusted.
+    #[arg(long, env = "NOTIFICATION_WEBHOOK_CA_FILE")]
+    pub webhook_ca_file: Option<PathBuf>,
+
     /// Directory with templates overriding the built-in ones by file name
     /// (order_confirmed.txt, payment_failed.txt, order_cancelled.txt, order_shipped.txt);
     /// default: the built-in templates only.
@@ -133,6 +166,39 @@ pub enum ConfigError {
     )]
     InvalidWebhookUrl {
         /// Why (never the URL itself, which may carry a token).
+        reason: String,
+    },
+    /// Webhook deliveries are signed unless the operator says otherwise.
+    #[error(
+        "--channel webhook signs every delivery: set NOTIFICATION_WEBHOOK_SECRET or --webhook-secret-file (NOTIFICATION_WEBHOOK_SECRET_FILE), or pass --webhook-unsigned (NOTIFICATION_WEBHOOK_UNSIGNED=true)"
+    )]
+    MissingWebhookSecret,
+    /// Two secrets, and no way to tell which is meant.
+    #[error(
+        "both NOTIFICATION_WEBHOOK_SECRET and --webhook-secret-file (NOTIFICATION_WEBHOOK_SECRET_FILE) are set; keep one"
+    )]
+    TwoWebhookSecrets,
+    /// A secret and the wish to send unsigned.
+    #[error(
+        "--webhook-unsigned (NOTIFICATION_WEBHOOK_UNSIGNED) contradicts the webhook secret that is set; drop one"
+    )]
+    UnsignedWithSecret,
+    /// The secret file cannot be read.
+    #[error(
+        "cannot read --webhook-secret-file (NOTIFICATION_WEBHOOK_SECRET_FILE) {path}: {reason}"
+    )]
+    UnreadableWebhookSecret {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        reason: String,
+    },
+    /// The secret is not usable; the message never repeats it.
+    #[error("the webhook secret from {source_name} is unusable: {reason}")]
+    InvalidWebhookSecret {
+        /// Where it came from: the variable or the file.
+        source_name: String,
+        /// Why, without the secret.
         reason: String,
     },
     /// A webhook attempt must be allowed some time.
@@ -212,8 +278,16 @@ impl NotificationArgs {
                 max: humantime::format_duration(self.webhook_max_backoff).to_string(),
             });
         }
+        let signing = self.webhook_signing()?;
+        if signing.is_some() && url.scheme() == "http" {
+            tracing::warn!(
+                "the webhook URL is http://: deliveries are signed but travel in clear text"
+            );
+        }
         let settings = WebhookSettings {
             url,
+            signing,
+            ca_file: self.webhook_ca_file.clone(),
             timeout: self.webhook_timeout,
             backoff: Backoff {
                 initial: self.webhook_initial_backoff,
@@ -237,6 +311,34 @@ impl NotificationArgs {
             );
         }
         Ok(Some(settings))
+    }
+
+    /// The signing secret from the environment or the file; `None` when unsigned was asked for.
+    fn webhook_signing(&self) -> Result<Option<SigningSecret>, ConfigError> {
+        let (text, source_name) = match (&self.webhook_secret, &self.webhook_secret_file) {
+            (Some(_), Some(_)) => return Err(ConfigError::TwoWebhookSecrets),
+            (None, None) if self.webhook_unsigned => return Ok(None),
+            (None, None) => return Err(ConfigError::MissingWebhookSecret),
+            (Some(_), None) | (None, Some(_)) if self.webhook_unsigned => {
+                return Err(ConfigError::UnsignedWithSecret);
+            }
+            (Some(Secret(text)), None) => (text.clone(), WEBHOOK_SECRET_ENV.to_owned()),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|error| {
+                    ConfigError::UnreadableWebhookSecret {
+                        path: path.display().to_string(),
+                        reason: error.to_string(),
+                    }
+                })?;
+                (text, path.display().to_string())
+            }
+        };
+        SigningSecret::parse(&text)
+            .map(Some)
+            .map_err(|reason| ConfigError::InvalidWebhookSecret {
+                source_name,
+                reason,
+            })
     }
 
     /// The handler the flags describe, or why they do not describe a working one.
@@ -306,16 +408,116 @@ mod tests {
         notification: NotificationArgs,
     }
 
+    /// A Standard Webhooks secret of 24 bytes.
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    /// The flags, with no secret from the test's environment.
     fn parse(args: &[&str]) -> Cli {
-        Cli::try_parse_from(std::iter::once("notification").chain(args.iter().copied()))
-            .expect("flags parse")
+        let mut cli =
+            Cli::try_parse_from(std::iter::once("notification").chain(args.iter().copied()))
+                .expect("flags parse");
+        cli.notification.webhook_secret = None;
+        cli
+    }
+
+    /// The flags, with a valid secret in NOTIFICATION_WEBHOOK_SECRET.
+    fn parse_signed(args: &[&str]) -> Cli {
+        let mut cli = parse(args);
+        cli.notification.webhook_secret = Some(Secret(SECRET.to_owned()));
+        cli
     }
 
     fn webhook_error(args: &[&str]) -> ConfigError {
-        let cli = parse(args);
+        let cli = parse_signed(args);
         cli.notification
             .webhook_settings(&cli.runtime)
             .expect_err("refused")
+    }
+
+    #[test]
+    fn the_webhook_secret_comes_from_the_environment_or_a_file_and_is_never_shown() {
+        let url = "--webhook-url=https://hooks.example.com/notify";
+        let settings = |cli: &Cli| cli.notification.webhook_settings(&cli.runtime);
+
+        let cli = parse(&["--channel=webhook", url]);
+        let missing = settings(&cli).expect_err("a secret is required");
+        assert!(
+            matches!(missing, ConfigError::MissingWebhookSecret),
+            "{missing}"
+        );
+        let cli = parse(&["--channel=webhook", url, "--webhook-unsigned"]);
+        let unsigned = settings(&cli)
+            .expect("unsigned on request")
+            .expect("webhook");
+        assert!(unsigned.signing.is_none());
+
+        let cli = parse_signed(&["--channel=webhook", url]);
+        let signed = settings(&cli).expect("signed").expect("webhook");
+        assert!(signed.signing.is_some());
+        assert!(!format!("{:?} {signed:?}", cli.notification).contains("MfKQ9r8G"));
+
+        let dir = std::env::temp_dir().join(format!("notification-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("secret");
+        std::fs::write(&file, format!("{SECRET}\n")).expect("secret file");
+        let file_flag = format!("--webhook-secret-file={}", file.display());
+        let cli = parse(&["--channel=webhook", url, &file_flag]);
+        assert!(
+            settings(&cli)
+                .expect("from the file")
+                .expect("webhook")
+                .signing
+                .is_some()
+        );
+
+        let cli = parse_signed(&["--channel=webhook", url, &file_flag]);
+        assert!(matches!(
+            settings(&cli),
+            Err(ConfigError::TwoWebhookSecrets)
+        ));
+        let cli = parse_signed(&["--channel=webhook", url, "--webhook-unsigned"]);
+        assert!(matches!(
+            settings(&cli),
+            Err(ConfigError::UnsignedWithSecret)
+        ));
+
+        std::fs::write(&file, "whsec_dG9vIHNob3J0\n").expect("secret file");
+        let cli = parse(&["--channel=webhook", url, &file_flag]);
+        let short = settings(&cli).expect_err("too short").to_string();
+        assert!(
+            short.contains("9 bytes") && short.contains(&file.display().to_string()),
+            "{short}"
+        );
+        assert!(!short.contains("dG9vIHNob3J0"), "{short}");
+
+        let missing_file = format!("--webhook-secret-file={}", dir.join("absent").display());
+        let cli = parse(&["--channel=webhook", url, &missing_file]);
+        assert!(matches!(
+            settings(&cli),
+            Err(ConfigError::UnreadableWebhookSecret { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_unreadable_webhook_ca_file_stops_the_start() {
+        let cli = parse_signed(&[
+            "--channel=webhook",
+            "--webhook-url=https://hooks.example.com/notify",
+            "--webhook-ca-file=/nonexistent/ca.pem",
+        ]);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let error = runtime
+            .block_on(async { cli.notification.handler(&cli.runtime).map(drop) })
+            .expect_err("refused");
+        assert!(
+            error
+                .to_string()
+                .contains("cannot read the webhook CA file /nonexistent/ca.pem"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -404,7 +606,7 @@ mod tests {
 
     #[test]
     fn a_valid_webhook_configuration_builds_even_inside_the_async_runtime() {
-        let cli = parse(&[
+        let cli = parse_signed(&[
             "--channel=webhook",
             "--webhook-url=https://user:pass@hooks.example.com:8443/notify?token=secret",
         ]);

@@ -26,7 +26,7 @@ use crate::message::Message;
 
 pub use file::FileChannel;
 pub use log::LogChannel;
-pub use webhook::{WebhookChannel, WebhookSettings};
+pub use webhook::{SigningSecret, WebhookChannel, WebhookSettings};
 
 /// A way to deliver messages to customers.
 pub trait Channel: Send + Sync + std::fmt::Debug {

@@ -2,6 +2,13 @@
 //! `Idempotency-Key` header, so the receiver (a mail service, a CRM) can drop the repeats that
 //! retries and replays send.
 //!
+//! Deliveries are signed the [Standard Webhooks](https://www.standardwebhooks.com/) way: the
+//! `webhook-id` header carries the notification id, `webhook-timestamp` the attempt's Unix time
+//! in seconds, and `webhook-signature` `v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`
+//! under the shared secret, so a receiver authenticates each request (and rejects replays of
+//! old ones) with any of that spec's libraries. HTTPS certificates are verified against the
+//! system's roots, plus a private CA if one is given; there is no switch to turn that off.
+//!
 //! Each attempt has a timeout. Timeouts, connection errors, 5xx answers, and the two 4xx
 //! answers that mean "try again later" (408 Request Timeout, 429 Too Many Requests) are retried
 //! with exponential back-off up to a bounded number of attempts; any other 4xx is a permanent
@@ -10,7 +17,9 @@
 //! Uses reqwest's blocking client: the handler runs on the runtime's processing thread, a plain
 //! OS thread, so blocking there is expected (and bounded: see `config`'s start-up check).
 
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::SeedableRng as _;
 use reqwest::StatusCode;
@@ -25,6 +34,49 @@ use crate::message::Message;
 /// The header carrying the notification id.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
+/// The shared secret webhook deliveries are signed with. Never shown: `Debug` prints `***`.
+#[derive(Clone)]
+pub struct SigningSecret(Arc<standardwebhooks::Webhook>);
+
+impl SigningSecret {
+    /// Shortest secret accepted, in bytes once decoded (the spec asks for 24 to 64).
+    pub const MIN_BYTES: usize = 24;
+
+    /// Parses a secret as Standard Webhooks writes them: `whsec_` and the base64 of the key
+    /// bytes (the prefix is optional). The error never repeats the secret.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        use base64::Engine as _;
+        let text = text.trim();
+        let encoded = text.strip_prefix("whsec_").unwrap_or(text);
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|error| format!("not whsec_ followed by base64 ({error})"))?;
+        if key.len() < Self::MIN_BYTES {
+            return Err(format!(
+                "{} bytes once decoded; at least {} are needed",
+                key.len(),
+                Self::MIN_BYTES
+            ));
+        }
+        let webhook = standardwebhooks::Webhook::from_bytes(key)
+            .map_err(|error| format!("rejected by the signer: {error}"))?;
+        Ok(Self(Arc::new(webhook)))
+    }
+
+    /// The `webhook-signature` value for one attempt.
+    fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> Result<String, String> {
+        self.0
+            .sign(id, timestamp, body)
+            .map_err(|error| error.to_string())
+    }
+}
+
+impl std::fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningSecret(***)")
+    }
+}
+
 /// How to reach the webhook.
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
@@ -34,6 +86,12 @@ pub struct WebhookSettings {
     pub timeout: Duration,
     /// Attempts and the waits between them.
     pub backoff: Backoff,
+    /// The secret each delivery is signed with; `None` sends unsigned requests (only when the
+    /// operator asked for that explicitly).
+    pub signing: Option<SigningSecret>,
+    /// A PEM file of CA certificates trusted for HTTPS in addition to the system's roots, for a
+    /// receiver behind a private CA.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl WebhookSettings {
@@ -55,6 +113,8 @@ pub struct WebhookChannel {
     url: reqwest::Url,
     /// Attempts and the waits between them.
     backoff: Backoff,
+    /// Signs each attempt, if set.
+    signing: Option<SigningSecret>,
 }
 
 /// What one attempt ran into, when it did not deliver.
@@ -69,13 +129,34 @@ impl WebhookChannel {
     /// A channel posting to `settings.url`.
     pub fn new(settings: WebhookSettings) -> Result<Self, ChannelError> {
         let timeout = settings.timeout;
+        let extra_roots = match &settings.ca_file {
+            None => Vec::new(),
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|error| {
+                    ChannelError::Client(format!(
+                        "cannot read the webhook CA file {}: {error}",
+                        path.display()
+                    ))
+                })?;
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
+                    ChannelError::Client(format!(
+                        "the webhook CA file {} holds no PEM certificates: {error}",
+                        path.display()
+                    ))
+                })?
+            }
+        };
         // reqwest's blocking client starts its own runtime thread, and refuses to be built on a
         // thread inside an async runtime (the worker's `main` is one). A short-lived plain
         // thread can build it from anywhere.
         let built = std::thread::scope(|scope| {
             scope
                 .spawn(move || {
-                    Client::builder()
+                    extra_roots
+                        .into_iter()
+                        .fold(Client::builder(), |builder, root| {
+                            builder.add_root_certificate(root)
+                        })
                         .timeout(timeout)
                         .connect_timeout(timeout)
                         .build()
@@ -89,6 +170,7 @@ impl WebhookChannel {
             client,
             url: settings.url,
             backoff: settings.backoff,
+            signing: settings.signing,
         })
     }
 
@@ -99,13 +181,35 @@ impl WebhookChannel {
                 "the notification id is not a valid header value: {error}"
             )))
         })?;
-        let response = self
+        let mut request = self
             .client
             .post(self.url.clone())
-            .header(IDEMPOTENCY_KEY, key)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(body.to_vec())
-            .send();
+            .header(IDEMPOTENCY_KEY, key.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(signing) = &self.signing {
+            // Each attempt is signed afresh: receivers reject timestamps older than a few
+            // minutes, and a retry can come later than that.
+            let timestamp = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |since| {
+                    i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+                });
+            let signature = signing
+                .sign(&message.notification_id, timestamp, body)
+                .and_then(|signature| {
+                    HeaderValue::from_str(&signature).map_err(|error| error.to_string())
+                })
+                .map_err(|reason| {
+                    AttemptFailure::Permanent(DeliveryError::Request(format!(
+                        "cannot sign the message: {reason}"
+                    )))
+                })?;
+            request = request
+                .header(standardwebhooks::HEADER_WEBHOOK_ID, key)
+                .header(standardwebhooks::HEADER_WEBHOOK_TIMESTAMP, timestamp)
+                .header(standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature);
+        }
+        let response = request.body(body.to_vec()).send();
         match response {
             Ok(response) => {
                 let status = response.status();
@@ -290,8 +394,8 @@ mod tests {
         }
     }
 
-    fn channel(address: SocketAddr, max_attempts: u32, timeout: Duration) -> WebhookChannel {
-        WebhookChannel::new(WebhookSettings {
+    fn settings(address: SocketAddr, max_attempts: u32, timeout: Duration) -> WebhookSettings {
+        WebhookSettings {
             url: format!("http://{address}/hooks/notify?token=secret")
                 .parse()
                 .expect("url"),
@@ -301,8 +405,98 @@ mod tests {
                 max: Duration::from_millis(20),
                 max_attempts,
             },
-        })
-        .expect("client")
+            signing: None,
+            ca_file: None,
+        }
+    }
+
+    fn channel(address: SocketAddr, max_attempts: u32, timeout: Duration) -> WebhookChannel {
+        WebhookChannel::new(settings(address, max_attempts, timeout)).expect("client")
+    }
+
+    /// A Standard Webhooks secret: `whsec_` and the base64 of 32 bytes.
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    /// What a receiver does: verify the request with the spec's own verifier.
+    fn verify(secret: &str, request: &Received) -> Result<(), standardwebhooks::WebhookError> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in &request.headers {
+            headers.insert(
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        standardwebhooks::Webhook::new(secret)
+            .expect("secret")
+            .verify(&request.body, &headers)
+    }
+
+    #[test]
+    fn signed_deliveries_verify_with_the_standard_webhooks_verifier_and_only_with_the_secret() {
+        let (address, received, server) = serve(vec![Reply::Status(503), Reply::Status(200)]);
+        let mut settings = settings(address, 3, Duration::from_secs(5));
+        settings.signing = Some(SigningSecret::parse(SECRET).expect("a valid secret"));
+        let delivery = WebhookChannel::new(settings)
+            .expect("client")
+            .deliver(&message());
+        assert!(delivery.result.is_ok(), "{:?}", delivery.result);
+        server.join().expect("server");
+        let requests: Vec<Received> = received.try_iter().collect();
+        assert_eq!(requests.len(), 2, "the retry is signed too");
+        for request in &requests {
+            assert_eq!(
+                request.header("webhook-id"),
+                Some("0b8e7d52-7f3c-5f0e-9a4b-3c2d1e0f9a8b")
+            );
+            assert!(
+                request
+                    .header("webhook-signature")
+                    .is_some_and(|signature| signature.starts_with("v1,")),
+                "{:?}",
+                request.headers
+            );
+            verify(SECRET, request).expect("the receiver accepts it");
+            let other = "whsec_QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+            assert!(
+                matches!(
+                    verify(other, request),
+                    Err(standardwebhooks::WebhookError::InvalidSignature)
+                ),
+                "another secret must not verify"
+            );
+            let mut tampered = Received {
+                headers: request.headers.clone(),
+                body: request.body.clone(),
+            };
+            tampered.body.extend_from_slice(b" ");
+            assert!(
+                verify(SECRET, &tampered).is_err(),
+                "a changed body must not verify"
+            );
+        }
+    }
+
+    #[test]
+    fn unsigned_deliveries_carry_no_signature_headers() {
+        let (address, received, server) = serve(vec![Reply::Status(200)]);
+        let delivery = channel(address, 1, Duration::from_secs(5)).deliver(&message());
+        assert!(delivery.result.is_ok(), "{:?}", delivery.result);
+        server.join().expect("server");
+        let request = received.try_iter().next().expect("one request");
+        assert_eq!(request.header("webhook-signature"), None);
+        assert_eq!(request.header("webhook-id"), None);
+    }
+
+    #[test]
+    fn secrets_are_parsed_strictly_and_never_shown() {
+        let secret = SigningSecret::parse(SECRET).expect("valid");
+        assert_eq!(format!("{secret:?}"), "SigningSecret(***)");
+        let short = SigningSecret::parse("whsec_c2hvcnQ=").expect_err("too short");
+        assert!(short.contains("5 bytes"), "{short}");
+        let garbage = SigningSecret::parse("whsec_not*base64").expect_err("not base64");
+        assert!(!garbage.contains("not*base64"), "{garbage}");
+        // Without the prefix, and with the newline a secret file ends with.
+        SigningSecret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").expect("valid");
     }
 
     fn message() -> Message {
@@ -425,6 +619,8 @@ mod tests {
                 max: Duration::from_secs(2),
                 max_attempts: 3,
             },
+            signing: None,
+            ca_file: None,
         };
         assert_eq!(settings.worst_case(), Duration::from_millis(15_750));
     }
