@@ -147,6 +147,21 @@ fn env_vars_in_help(help: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Variables a binary reads from the environment only (secrets, which have no flag so they
+/// never appear on a command line); its help names each as "set NAME".
+fn env_only_vars_in_help(help: &str) -> BTreeSet<String> {
+    help.split("set ")
+        .skip(1)
+        .filter_map(|rest| {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            (name.contains('_') && name.len() > 3).then_some(name)
+        })
+        .collect()
+}
+
 /// The variables binary `name` accepts, from its `--help` (and its subcommands' with `args`).
 fn accepted_env(name: &str, subcommands: &[&[&str]]) -> BTreeSet<String> {
     let path = binary(name);
@@ -159,6 +174,7 @@ fn accepted_env(name: &str, subcommands: &[&[&str]]) -> BTreeSet<String> {
     for args in invocations {
         let help = output_of(Command::new(&path).args(args).arg("--help"));
         vars.extend(env_vars_in_help(&help));
+        vars.extend(env_only_vars_in_help(&help));
     }
     assert!(
         vars.contains("KAFKA_BOOTSTRAP_SERVERS"),

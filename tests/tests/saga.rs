@@ -10,10 +10,15 @@
 //! - every customer got exactly the expected notifications, once each (one `NotificationSent`
 //!   id per order and kind, one file per notification).
 //!
-//! Variants: one instance of each worker; two inventory and two fraud instances; and workers
-//! killed with `kill -9` mid-run and restarted. The runs are serialised (they would otherwise
-//! share two cores between fifteen processes). `SAGA_ORDERS` sets the orders per run (default
-//! 1000).
+//! Variants: one instance of each worker; two inventory and two fraud instances; and the
+//! fault-injection suite, which runs a saga per fault (each worker killed with `kill -9` in turn
+//! and restarted; inventory down for a third of the run; a rolling restart of two instances
+//! each of inventory and fraud) and prints the figures of every run in one table: orders lost,
+//! without a terminal state or with two, oversold units, unbalanced SKUs, duplicate and missing
+//! notifications, dead letters, and how long each restarted worker took to catch up. The runs
+//! are serialised (they would otherwise share two cores between fifteen processes).
+//! `SAGA_ORDERS` sets the orders per run (default 1000; `tests/faults` runs the suite alone,
+//! with more).
 //!
 //! On the local broker (`LOCAL_STACK=1`, set by `tests/run`) each run gets a fresh broker and
 //! registry of its own (`deploy/local/stack` with its own folder): tansu 0.6.0 on SQLite slows
@@ -211,6 +216,74 @@ impl Saga {
         }
     }
 
+    /// Starts one instance of every worker and waits until all are ready.
+    async fn start_all(&mut self) {
+        for worker in WORKERS {
+            self.start(worker, 0);
+        }
+        self.wait_ready().await;
+    }
+
+    fn position(&self, worker: &str, instance: usize) -> usize {
+        let name = format!("{worker}-{instance}");
+        self.workers
+            .iter()
+            .position(|process| process.name == name)
+            .unwrap_or_else(|| panic!("{name} is not running"))
+    }
+
+    /// `kill -9` of one instance.
+    fn kill(&mut self, worker: &str, instance: usize) {
+        let index = self.position(worker, instance);
+        self.workers[index].kill_9();
+        self.workers.remove(index);
+        println!("{}: killed {worker}-{instance} with SIGKILL", self.name);
+    }
+
+    /// SIGTERM to one instance, which must drain and exit cleanly.
+    fn terminate(&mut self, worker: &str, instance: usize) {
+        let index = self.position(worker, instance);
+        let mut process = self.workers.remove(index);
+        let status = process.terminate(Duration::from_secs(30));
+        assert!(
+            status.success(),
+            "{} exited with {status} after SIGTERM; log:\n{}",
+            process.name,
+            process.log_tail()
+        );
+        println!("{}: stopped {worker}-{instance} with SIGTERM", self.name);
+    }
+
+    /// Starts one instance again and returns how long it took, from the start, until its
+    /// consumer lag was back under 50 records (a second of this run's orders); `None` if not
+    /// within 120 s.
+    async fn restart_and_recover(
+        &mut self,
+        worker: &'static str,
+        instance: usize,
+    ) -> Option<Duration> {
+        let started = Instant::now();
+        let index = self.start(worker, instance);
+        self.workers[index]
+            .wait_ready(Duration::from_secs(120))
+            .await;
+        while started.elapsed() < Duration::from_secs(120) {
+            if let Some((200, body)) = self.workers[index].get("/metrics").await
+                && let Some(lag) = total_lag(&body)
+                && lag < 50.0
+            {
+                let took = started.elapsed();
+                println!(
+                    "{}: {worker}-{instance} caught up {took:?} after its restart",
+                    self.name
+                );
+                return Some(took);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        None
+    }
+
     fn log_hint(&self) -> String {
         format!("logs of run {} in {}", self.name, self.log_dir.display())
     }
@@ -227,6 +300,10 @@ struct Observed {
     notifications: HashMap<(String, NotificationKind), BTreeMap<String, bool>>,
     /// Lowest `available` any hold answer reported, per SKU.
     lowest_available: BTreeMap<String, i32>,
+    /// Why reading stopped before every order was complete, if it did.
+    incomplete: Option<String>,
+    /// Orders some downstream event was seen for.
+    touched: HashSet<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +314,14 @@ enum Terminal {
 
 impl Observed {
     fn add(&mut self, event: Event, seen_shipments: &mut BTreeSet<EventId>) {
+        if let Event::FulfilmentStarted(_)
+        | Event::OrderPacked(_)
+        | Event::OrderCancelled(_)
+        | Event::ShipmentCreated(_)
+        | Event::SkuHoldAnswered(_) = &event
+        {
+            self.touched.insert(event.key().to_owned());
+        }
         match event {
             Event::ShipmentCreated(shipment) => {
                 if seen_shipments.insert(shipment.envelope.event_id) {
@@ -375,12 +460,13 @@ async fn observe(saga: &Saga, summary: &Summary, within: Duration) -> Observed {
                 })
                 .take(10)
                 .collect();
-            panic!(
+            observed.incomplete = Some(format!(
                 "saga incomplete after {within:?}: {} of {} orders terminal; first without a terminal state: {missing:?}; first terminal ones missing notifications: {unnotified:?}; {}",
                 observed.terminal.len(),
                 summary.orders.len(),
                 saga.log_hint()
-            );
+            ));
+            break;
         }
         if last_report.elapsed() > Duration::from_secs(15) {
             println!(
@@ -432,23 +518,95 @@ async fn stock_state(saga: &Saga) -> BTreeMap<String, inventory::SkuState> {
     .expect("the stock changelog reads to its end")
 }
 
-/// The checks of the module docs; prints the figures.
-fn check(
+/// What a run ended with, counted against what the simulator sent: all zero in a correct run.
+#[derive(Debug, Default, Clone)]
+struct Figures {
+    /// Orders the simulator sent.
+    orders: usize,
+    /// Orders nothing downstream ever reacted to (no hold answer, no fulfilment event, no
+    /// shipment).
+    lost: usize,
+    /// Orders with no terminal event (`ShipmentCreated` or `OrderCancelled`).
+    without_terminal: usize,
+    /// Orders with more than one distinct terminal event.
+    doubled: usize,
+    /// Orders whose one terminal event is not the one their kind leads to.
+    wrong_outcome: usize,
+    /// Units sold beyond stock: the deepest negative `available` seen per SKU, summed.
+    oversold_units: i64,
+    /// SKUs whose units do not balance, are still held, or whose shipped units disagree with
+    /// the shipments.
+    unbalanced_skus: usize,
+    /// Notifications of one kind for one order beyond the first, plus notification files
+    /// beyond one per `NotificationSent`.
+    duplicate_notifications: usize,
+    /// Expected notifications never announced, or announced as failed.
+    missing_notifications: usize,
+    /// Unexpected kinds of notification for an order.
+    unexpected_notifications: usize,
+    /// Records in the workers' dead-letter topics.
+    dead_lettered: i64,
+    /// Terminal outcomes, by kind.
+    outcomes: BTreeMap<String, usize>,
+    /// The first problems found, described.
+    problems: Vec<String>,
+}
+
+impl Figures {
+    fn problem(&mut self, problem: String) {
+        if self.problems.len() < 20 {
+            self.problems.push(problem);
+        }
+    }
+
+    /// Whether everything that should be zero is.
+    fn clean(&self, dead_letters_expected: i64) -> bool {
+        self.lost == 0
+            && self.without_terminal == 0
+            && self.doubled == 0
+            && self.wrong_outcome == 0
+            && self.oversold_units == 0
+            && self.unbalanced_skus == 0
+            && self.duplicate_notifications == 0
+            && self.missing_notifications == 0
+            && self.unexpected_notifications == 0
+            && self.dead_lettered == dead_letters_expected
+            && self.problems.is_empty()
+    }
+}
+
+/// Counts the checks of the module docs.
+fn figures(
     saga: &Saga,
     summary: &Summary,
     observed: &Observed,
     stock: &BTreeMap<String, inventory::SkuState>,
-) {
-    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    dead_lettered: i64,
+) -> Figures {
+    let mut figures = Figures {
+        orders: summary.orders.len(),
+        dead_lettered,
+        ..Figures::default()
+    };
+    if let Some(incomplete) = &observed.incomplete {
+        figures.problem(incomplete.clone());
+    }
     for order in &summary.orders {
-        let terminal = &observed.terminal[&order.order_id];
-        assert_eq!(
-            terminal.len(),
-            1,
-            "order {} reached {} terminal states: {terminal:?}",
-            order.order_id,
-            terminal.len()
-        );
+        if !observed.touched.contains(&order.order_id) {
+            figures.lost += 1;
+        }
+        let Some(terminal) = observed.terminal.get(&order.order_id) else {
+            figures.without_terminal += 1;
+            continue;
+        };
+        if terminal.len() > 1 {
+            figures.doubled += 1;
+            figures.problem(format!(
+                "order {} reached {} terminal states: {terminal:?}",
+                order.order_id,
+                terminal.len()
+            ));
+        }
         let outcome = *terminal.values().next().expect("one");
         let expected = match (order.expected, outcome) {
             (Expected::Shipped, Terminal::Shipped)
@@ -460,28 +618,37 @@ fn check(
             (Expected::Cancelled { reason }, Terminal::Cancelled(seen)) => reason == seen,
             _ => false,
         };
-        assert!(
-            expected,
-            "order {} ({:?}) expected {:?}, ended {outcome:?}",
-            order.order_id, order.category, order.expected
-        );
-        *outcomes.entry(format!("{outcome:?}")).or_default() += 1;
+        if !expected {
+            figures.wrong_outcome += 1;
+            figures.problem(format!(
+                "order {} ({:?}) expected {:?}, ended {outcome:?}",
+                order.order_id, order.category, order.expected
+            ));
+        }
+        *figures.outcomes.entry(format!("{outcome:?}")).or_default() += 1;
 
         let kinds = expected_notifications(order, outcome);
         for kind in &kinds {
-            let ids = &observed.notifications[&(order.order_id.clone(), *kind)];
-            assert_eq!(
-                ids.len(),
-                1,
-                "order {} got {} notifications of kind {kind:?}",
-                order.order_id,
-                ids.len()
-            );
-            assert!(
-                ids.values().all(|sent| *sent),
-                "order {}: {kind:?} failed",
-                order.order_id
-            );
+            let Some(ids) = observed.notifications.get(&(order.order_id.clone(), *kind)) else {
+                figures.missing_notifications += 1;
+                figures.problem(format!(
+                    "order {}: no {kind:?} notification",
+                    order.order_id
+                ));
+                continue;
+            };
+            if ids.len() > 1 {
+                figures.duplicate_notifications += ids.len() - 1;
+                figures.problem(format!(
+                    "order {} got {} notifications of kind {kind:?}",
+                    order.order_id,
+                    ids.len()
+                ));
+            }
+            if !ids.values().all(|sent| *sent) {
+                figures.missing_notifications += 1;
+                figures.problem(format!("order {}: {kind:?} failed", order.order_id));
+            }
         }
         let extra: Vec<&NotificationKind> = observed
             .notifications
@@ -489,54 +656,40 @@ fn check(
             .filter(|(id, kind)| *id == order.order_id && !kinds.contains(kind))
             .map(|(_, kind)| kind)
             .collect();
-        assert!(
-            extra.is_empty(),
-            "order {} got unexpected notifications {extra:?}",
-            order.order_id
-        );
+        if !extra.is_empty() {
+            figures.unexpected_notifications += extra.len();
+            figures.problem(format!(
+                "order {} got unexpected notifications {extra:?}",
+                order.order_id
+            ));
+        }
     }
 
-    let mut units_in = 0;
     for sku in &summary.skus {
         let stocked = sku.initial_stock + sku.restocked_units;
-        units_in += stocked;
         let state = stock.get(&sku.sku).cloned().unwrap_or_default();
-        assert!(
-            state.available >= 0,
-            "{}: available {}",
-            sku.sku,
-            state.available
-        );
-        assert_eq!(
-            state.available + state.held() + state.shipped,
-            stocked,
-            "{}: available {} + held {} + shipped {} != initial {} + restocked {}",
-            sku.sku,
-            state.available,
-            state.held(),
-            state.shipped,
-            sku.initial_stock,
-            sku.restocked_units
-        );
-        assert_eq!(
-            state.held(),
-            0,
-            "{}: units still held: {:?}",
-            sku.sku,
-            state.holds
-        );
-        assert_eq!(
-            state.shipped,
-            observed.shipped_units.get(&sku.sku).copied().unwrap_or(0),
-            "{}: shipped units in inventory vs shipments",
-            sku.sku
-        );
-        if let Some(lowest) = observed.lowest_available.get(&sku.sku) {
-            assert!(
-                *lowest >= 0,
-                "{}: a hold answer reported {lowest} available",
-                sku.sku
-            );
+        let lowest = observed
+            .lowest_available
+            .get(&sku.sku)
+            .map_or(0, |lowest| i64::from(*lowest))
+            .min(state.available);
+        figures.oversold_units += (-lowest).max(0);
+        let shipped_seen = observed.shipped_units.get(&sku.sku).copied().unwrap_or(0);
+        if state.available + state.held() + state.shipped != stocked
+            || state.held() != 0
+            || state.shipped != shipped_seen
+        {
+            figures.unbalanced_skus += 1;
+            figures.problem(format!(
+                "{}: available {} + held {} + shipped {} (shipments say {shipped_seen}) against initial {} + restocked {}; holds {:?}",
+                sku.sku,
+                state.available,
+                state.held(),
+                state.shipped,
+                sku.initial_stock,
+                sku.restocked_units,
+                state.holds
+            ));
         }
     }
 
@@ -544,20 +697,81 @@ fn check(
         .map(|entries| entries.filter_map(Result::ok).count())
         .unwrap_or(0);
     let notifications: usize = observed.notifications.values().map(BTreeMap::len).sum();
-    assert_eq!(
-        files,
-        notifications,
-        "one file per notification in {}",
-        saga.notification_dir.display()
+    if files != notifications {
+        figures.duplicate_notifications += files.saturating_sub(notifications);
+        figures.problem(format!(
+            "{files} notification files for {notifications} notifications in {}",
+            saga.notification_dir.display()
+        ));
+    }
+    figures
+}
+
+/// The checks of the module docs, as assertions; prints the figures.
+fn check(
+    saga: &Saga,
+    summary: &Summary,
+    observed: &Observed,
+    stock: &BTreeMap<String, inventory::SkuState>,
+    dead_lettered: i64,
+) -> Figures {
+    let figures = figures(saga, summary, observed, stock, dead_lettered);
+    assert!(
+        figures.clean(0),
+        "{}: {figures:#?}; {}",
+        saga.name,
+        saga.log_hint()
     );
     println!(
-        "{}: {} orders, outcomes {outcomes:?}; {} SKUs balanced ({units_in} units in, {} shipped); {notifications} notifications, one each; {} notification files",
+        "{}: {} orders, outcomes {:?}; {} SKUs balanced ({} shipped units); {} notifications, one each; nothing dead-lettered",
         saga.name,
-        summary.orders.len(),
+        figures.orders,
+        figures.outcomes,
         summary.skus.len(),
         observed.shipped_units.values().sum::<i64>(),
-        files
+        observed
+            .notifications
+            .values()
+            .map(BTreeMap::len)
+            .sum::<usize>(),
     );
+    figures
+}
+
+/// Records in every worker's dead-letter topic (`<group>.dlq`), from the partitions' ends.
+async fn dead_lettered(saga: &Saga) -> i64 {
+    let topics: Vec<String> = saga
+        .groups
+        .values()
+        .map(|group| format!("{group}.dlq"))
+        .collect();
+    let bootstrap = saga.cluster.bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let consumer: rdkafka::consumer::BaseConsumer =
+            retail_integration_tests::client_config_on(&bootstrap)
+                .set("group.id", unique_name("saga-dlq"))
+                .create()
+                .expect("consumer");
+        let mut total = 0;
+        for topic in &topics {
+            let metadata = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+                .expect("metadata");
+            for partition in metadata
+                .topics()
+                .iter()
+                .flat_map(|topic| topic.partitions())
+            {
+                let (low, high) = consumer
+                    .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
+                    .expect("watermarks");
+                total += high - low;
+            }
+        }
+        total
+    })
+    .await
+    .expect("dead-letter reader thread")
 }
 
 /// Scrapes every running worker's `/metrics` and compares it with the metrics catalogue
@@ -611,8 +825,25 @@ fn lint_exposition(name: &str, exposition: &str) {
     );
 }
 
-/// Runs the simulator to the end, then waits for the saga to finish every order.
-async fn run_and_check(saga: &mut Saga, seed: u64, during: impl AsyncFnOnce(&mut Saga)) {
+/// Runs the simulator to the end, then waits for the saga to finish every order, and asserts
+/// the checks of the module docs.
+async fn run_and_check(saga: &mut Saga, seed: u64, during: impl AsyncFnOnce(&mut Saga)) -> Figures {
+    let (summary, observed, stock, dead) = run(saga, seed, during).await;
+    check(saga, &summary, &observed, &stock, dead)
+}
+
+/// Runs the simulator to the end while `during` injects faults, waits for the saga to finish
+/// every order (10 minutes at most), stops the workers, and reads back what the checks need.
+async fn run(
+    saga: &mut Saga,
+    seed: u64,
+    during: impl AsyncFnOnce(&mut Saga),
+) -> (
+    Summary,
+    Observed,
+    BTreeMap<String, inventory::SkuState>,
+    i64,
+) {
     let orders = orders_per_run();
     let (mut simulator, summary_path) = saga.simulate(orders, seed);
     during(saga).await;
@@ -632,7 +863,8 @@ async fn run_and_check(saga: &mut Saga, seed: u64, during: impl AsyncFnOnce(&mut
     }
     saga.stop();
     let stock = stock_state(saga).await;
-    check(saga, &summary, &observed, &stock);
+    let dead = dead_lettered(saga).await;
+    (summary, observed, stock, dead)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -662,33 +894,158 @@ async fn two_inventory_and_two_fraud_instances_end_in_the_same_checks() {
     run_and_check(&mut saga, 43, async |_: &mut Saga| {}).await;
 }
 
+/// The fault-injection suite (issue 8's first scenarios): a saga run per scenario, the fault
+/// injected while the simulator sends, and the run's figures in one table. Every figure that
+/// should be zero must be, or the suite fails after printing the table. `SAGA_ORDERS` sets the
+/// orders per scenario (`tests/faults` runs it longer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_killed_mid_run_and_restarted_end_in_the_same_checks() {
+async fn fault_injection_suite() {
     let _serial = SERIAL.lock().await;
-    let mut saga = Saga::new("saga-kill");
-    for worker in WORKERS {
-        saga.start(worker, 0);
-    }
-    saga.wait_ready().await;
-    run_and_check(&mut saga, 44, async |saga: &mut Saga| {
-        // A third of the way through the orders, kill each stateful worker in turn without
-        // warning and start it again with the same instance id.
-        let pause = Duration::from_millis(orders_per_run() * 20 / 3);
-        for worker in ["inventory", "fulfilment", "notification"] {
-            tokio::time::sleep(pause / 3).await;
-            let index = saga
-                .workers
-                .iter()
-                .position(|process| process.name == format!("{worker}-0"))
-                .expect("running");
-            saga.workers[index].kill_9();
-            saga.workers.remove(index);
-            println!("{}: killed {worker} with SIGKILL", saga.name);
-            let restarted = saga.start(worker, 0);
-            saga.workers[restarted]
-                .wait_ready(Duration::from_secs(120))
-                .await;
+    let mut rows = Vec::new();
+
+    // kill -9 of each worker in turn, mid-stream, and restart with the same instance id.
+    let mut saga = Saga::new("fault-kill");
+    saga.start_all().await;
+    let (figures, recovery) = run_with_faults(&mut saga, 44, async |saga: &mut Saga| {
+        let mut recovery = Vec::new();
+        let gap = run_time() / 8;
+        for worker in WORKERS {
+            tokio::time::sleep(gap).await;
+            saga.kill(worker, 0);
+            recovery.push(saga.restart_and_recover(worker, 0).await);
         }
+        recovery
     })
     .await;
+    rows.push((
+        "kill -9 of each worker in turn, restarted",
+        figures,
+        recovery,
+    ));
+
+    // One worker down for a while: its inputs pile up, then it catches up.
+    let mut saga = Saga::new("fault-down");
+    saga.start_all().await;
+    let (figures, recovery) = run_with_faults(&mut saga, 45, async |saga: &mut Saga| {
+        tokio::time::sleep(run_time() / 5).await;
+        saga.terminate("inventory", 0);
+        tokio::time::sleep(run_time() / 3).await;
+        vec![saga.restart_and_recover("inventory", 0).await]
+    })
+    .await;
+    rows.push((
+        "inventory down for a third of the run, then back",
+        figures,
+        recovery,
+    ));
+
+    // Rolling restart of two instances each of inventory and fraud (SIGTERM, restart, next).
+    let mut saga = Saga::new("fault-rolling");
+    saga.start_all().await;
+    saga.start("inventory", 1);
+    saga.start("fraud", 1);
+    saga.wait_ready().await;
+    let (figures, recovery) = run_with_faults(&mut saga, 46, async |saga: &mut Saga| {
+        let mut recovery = Vec::new();
+        tokio::time::sleep(run_time() / 5).await;
+        for worker in ["inventory", "fraud"] {
+            for instance in 0..2 {
+                saga.terminate(worker, instance);
+                recovery.push(saga.restart_and_recover(worker, instance).await);
+            }
+        }
+        recovery
+    })
+    .await;
+    rows.push((
+        "rolling restart of inventory and fraud, two instances each",
+        figures,
+        recovery,
+    ));
+
+    let table = fault_table(&rows);
+    println!("{table}");
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("faults.md");
+    std::fs::write(&path, &table).expect("the table file");
+    println!("(also in {})", path.display());
+    let failed: Vec<String> = rows
+        .iter()
+        .filter(|(_, figures, _)| !figures.clean(0))
+        .map(|(scenario, figures, _)| format!("{scenario}: {figures:#?}"))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "scenarios with faults showing: {failed:#?}"
+    );
+}
+
+/// How long the simulator sends orders (at 50 per second).
+fn run_time() -> Duration {
+    Duration::from_millis(orders_per_run() * 20)
+}
+
+/// Runs a scenario: `faults` injects them and returns the recovery time of each restart.
+async fn run_with_faults(
+    saga: &mut Saga,
+    seed: u64,
+    faults: impl AsyncFnOnce(&mut Saga) -> Vec<Option<Duration>>,
+) -> (Figures, Vec<Option<Duration>>) {
+    let mut recovery = Vec::new();
+    let (summary, observed, stock, dead) = run(saga, seed, async |saga: &mut Saga| {
+        recovery = faults(saga).await;
+    })
+    .await;
+    let figures = figures(saga, &summary, &observed, &stock, dead);
+    println!("{}: {figures:?}; recovery {recovery:?}", saga.name);
+    (figures, recovery)
+}
+
+/// The figures of each scenario as a Markdown table.
+fn fault_table(rows: &[(&str, Figures, Vec<Option<Duration>>)]) -> String {
+    let mut table = String::from(
+        "| scenario | orders | lost | without a terminal state | two terminal states | wrong outcome | oversold units | unbalanced SKUs | duplicate notifications | missing notifications | dead-lettered (expected 0) | recovery, slowest restart |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (scenario, figures, recovery) in rows {
+        let slowest = if recovery.iter().any(Option::is_none) {
+            "not within 120 s".to_owned()
+        } else {
+            recovery
+                .iter()
+                .flatten()
+                .max()
+                .map_or("-".to_owned(), |slowest| {
+                    format!("{:.1} s", slowest.as_secs_f64())
+                })
+        };
+        table.push_str(&format!(
+            "| {scenario} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {slowest} |\n",
+            figures.orders,
+            figures.lost,
+            figures.without_terminal,
+            figures.doubled,
+            figures.wrong_outcome,
+            figures.oversold_units,
+            figures.unbalanced_skus,
+            figures.duplicate_notifications,
+            figures.missing_notifications + figures.unexpected_notifications,
+            figures.dead_lettered,
+        ));
+    }
+    table
+}
+
+/// `worker_consumer_lag_records` summed over a scrape's series; `None` if it has none yet.
+fn total_lag(exposition: &str) -> Option<f64> {
+    let mut total = None;
+    for line in exposition.lines() {
+        let Some(rest) = line.strip_prefix("worker_consumer_lag_records") else {
+            continue;
+        };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            continue;
+        }
+        let value: f64 = rest.rsplit(' ').next()?.parse().ok()?;
+        *total.get_or_insert(0.0) += value;
+    }
+    total
 }
