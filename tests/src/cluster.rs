@@ -73,6 +73,46 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Whether this is a stack of the run's own, whose registry a test may stop and start.
+    pub fn owns_stack(&self) -> bool {
+        self.stack_dir.is_some()
+    }
+
+    /// Stops the run's own registry (`deploy/local/stack stop-registry`).
+    ///
+    /// # Panics
+    /// On a shared cluster, or if the script fails.
+    pub fn stop_registry(&self) {
+        self.stack("stop-registry");
+    }
+
+    /// Starts the run's own registry again on its port and waits until it answers.
+    ///
+    /// # Panics
+    /// On a shared cluster, or if the script fails.
+    pub fn start_registry(&self) {
+        self.stack("start-registry");
+    }
+
+    fn stack(&self, command: &str) {
+        let stack_dir = self
+            .stack_dir
+            .as_ref()
+            .expect("only a run's own stack can be stopped and started");
+        let output = std::process::Command::new(Self::stack_script())
+            .arg(command)
+            .env("STACK_DIR", stack_dir)
+            .output()
+            .unwrap_or_else(|error| panic!("deploy/local/stack {command}: {error}"));
+        assert!(
+            output.status.success(),
+            "deploy/local/stack {command} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         if let Some(stack_dir) = &self.stack_dir {

@@ -13,7 +13,7 @@
 //! Variants: one instance of each worker; two inventory and two fraud instances; and the
 //! fault-injection suite, which runs a saga per fault (each worker killed with `kill -9` in turn
 //! and restarted; inventory down for a third of the run; a rolling restart of two instances
-//! each of inventory and fraud) and prints the figures of every run in one table: orders lost,
+//! each of inventory and fraud; the schema registry down while fraud restarts) and prints the figures of every run in one table: orders lost,
 //! without a terminal state or with two, oversold units, unbalanced SKUs, duplicate and missing
 //! notifications, dead letters, and how long each restarted worker took to catch up. The runs
 //! are serialised (they would otherwise share two cores between fifteen processes).
@@ -255,8 +255,7 @@ impl Saga {
     }
 
     /// Starts one instance again and returns how long it took, from the start, until its
-    /// consumer lag was back under 50 records (a second of this run's orders); `None` if not
-    /// within 120 s.
+    /// consumer lag was back under 50 records (see [`Saga::caught_up`]).
     async fn restart_and_recover(
         &mut self,
         worker: &'static str,
@@ -264,18 +263,24 @@ impl Saga {
     ) -> Option<Duration> {
         let started = Instant::now();
         let index = self.start(worker, instance);
+        self.caught_up(index, started).await
+    }
+
+    /// How long after `since` the worker at `index` was ready with its consumer lag under 50
+    /// records (a second of this run's orders); `None` if not within 120 s.
+    async fn caught_up(&mut self, index: usize, since: Instant) -> Option<Duration> {
         self.workers[index]
             .wait_ready(Duration::from_secs(120))
             .await;
-        while started.elapsed() < Duration::from_secs(120) {
+        while since.elapsed() < Duration::from_secs(120) {
             if let Some((200, body)) = self.workers[index].get("/metrics").await
                 && let Some(lag) = total_lag(&body)
                 && lag < 50.0
             {
-                let took = started.elapsed();
+                let took = since.elapsed();
                 println!(
-                    "{}: {worker}-{instance} caught up {took:?} after its restart",
-                    self.name
+                    "{}: {} caught up after {took:?}",
+                    self.name, self.workers[index].name
                 );
                 return Some(took);
             }
@@ -895,7 +900,9 @@ async fn two_inventory_and_two_fraud_instances_end_in_the_same_checks() {
 }
 
 /// The fault-injection suite (issue 8's first scenarios): a saga run per scenario, the fault
-/// injected while the simulator sends, and the run's figures in one table. Every figure that
+/// injected while the simulator sends, and the run's figures in one table. Recovery is from
+/// the faulted worker's start (for the registry outage: from the registry's) until it is caught
+/// up. Every figure that
 /// should be zero must be, or the suite fails after printing the table. `SAGA_ORDERS` sets the
 /// orders per scenario (`tests/faults` runs it longer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -962,6 +969,37 @@ async fn fault_injection_suite() {
         figures,
         recovery,
     ));
+
+    // The registry down for a while; a worker restarted meanwhile waits for it.
+    let mut saga = Saga::new("fault-registry");
+    if saga.cluster.owns_stack() {
+        saga.start_all().await;
+        let (figures, recovery) = run_with_faults(&mut saga, 47, async |saga: &mut Saga| {
+            tokio::time::sleep(run_time() / 5).await;
+            saga.cluster.stop_registry();
+            println!("{}: stopped the schema registry", saga.name);
+            saga.terminate("fraud", 0);
+            let restarted = saga.start("fraud", 0);
+            tokio::time::sleep(run_time() / 4).await;
+            let (status, _) = saga.workers[restarted]
+                .get("/readyz")
+                .await
+                .unwrap_or((0, String::new()));
+            assert_ne!(status, 200, "fraud reported ready with the registry down");
+            let since = Instant::now();
+            saga.cluster.start_registry();
+            println!("{}: started the schema registry again", saga.name);
+            vec![saga.caught_up(restarted, since).await]
+        })
+        .await;
+        rows.push((
+            "schema registry down for a quarter of the run, fraud restarted meanwhile",
+            figures,
+            recovery,
+        ));
+    } else {
+        println!("registry outage: skipped on a shared cluster (its registry is not ours to stop)");
+    }
 
     let table = fault_table(&rows);
     println!("{table}");

@@ -500,7 +500,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unreadable_webhook_ca_file_stops_the_start() {
+    fn an_unreadable_or_empty_webhook_ca_file_stops_the_start() {
         let cli = parse_signed(&[
             "--channel=webhook",
             "--webhook-url=https://hooks.example.com/notify",
@@ -518,6 +518,22 @@ mod tests {
                 .contains("cannot read the webhook CA file /nonexistent/ca.pem"),
             "{error}"
         );
+
+        // A file with no certificate in it would silently trust nothing extra.
+        let empty =
+            std::env::temp_dir().join(format!("notification-ca-{}.pem", std::process::id()));
+        std::fs::write(&empty, "not a certificate\n").expect("ca file");
+        let empty_flag = format!("--webhook-ca-file={}", empty.display());
+        let cli = parse_signed(&[
+            "--channel=webhook",
+            "--webhook-url=https://hooks.example.com/notify",
+            &empty_flag,
+        ]);
+        let error = runtime
+            .block_on(async { cli.notification.handler(&cli.runtime).map(drop) })
+            .expect_err("refused");
+        let _ = std::fs::remove_file(&empty);
+        assert!(error.to_string().contains("PEM certificates"), "{error}");
     }
 
     #[test]

@@ -138,12 +138,19 @@ impl WebhookChannel {
                         path.display()
                     ))
                 })?;
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
+                let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
                     ChannelError::Client(format!(
-                        "the webhook CA file {} holds no PEM certificates: {error}",
+                        "the webhook CA file {} does not parse as PEM certificates: {error}",
                         path.display()
                     ))
-                })?
+                })?;
+                if roots.is_empty() {
+                    return Err(ChannelError::Client(format!(
+                        "the webhook CA file {} holds no PEM certificates",
+                        path.display()
+                    )));
+                }
+                roots
             }
         };
         // reqwest's blocking client starts its own runtime thread, and refuses to be built on a
