@@ -743,37 +743,38 @@ fn check(
     figures
 }
 
-/// Records in every worker's dead-letter topic (`<group>.dlq`), from the partitions' ends.
+/// Records in the run's dead-letter topics: every stage of every worker has one
+/// (`<group>.dlq`, where a staged worker's groups are `<group>.<stage>`), counted from the
+/// partitions' ends.
 async fn dead_lettered(saga: &Saga) -> i64 {
-    let topics: Vec<String> = saga
-        .groups
-        .values()
-        .map(|group| format!("{group}.dlq"))
-        .collect();
     let bootstrap = saga.cluster.bootstrap.clone();
+    let groups: Vec<String> = saga.groups.values().cloned().collect();
     tokio::task::spawn_blocking(move || {
-        let consumer: rdkafka::consumer::BaseConsumer =
-            retail_integration_tests::client_config_on(&bootstrap)
-                .set("group.id", unique_name("saga-dlq"))
-                .create()
-                .expect("consumer");
-        let mut total = 0;
-        for topic in &topics {
-            let metadata = consumer
-                .fetch_metadata(Some(topic), Duration::from_secs(10))
-                .expect("metadata");
-            for partition in metadata
-                .topics()
-                .iter()
-                .flat_map(|topic| topic.partitions())
-            {
-                let (low, high) = consumer
-                    .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
-                    .expect("watermarks");
-                total += high - low;
-            }
+        let consumer: rdkafka::consumer::BaseConsumer = retail_local::observe::client(&bootstrap)
+            .create()
+            .expect("metadata reader");
+        let metadata = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .expect("metadata");
+        let topics: Vec<String> = metadata
+            .topics()
+            .iter()
+            .map(|topic| topic.name().to_owned())
+            .filter(|name| {
+                name.ends_with(".dlq")
+                    && groups.iter().any(|group| name.starts_with(group.as_str()))
+            })
+            .collect();
+        for group in &groups {
+            assert!(
+                topics.iter().any(|topic| topic.starts_with(group.as_str())),
+                "no dead-letter topic of group {group} among {topics:?}"
+            );
         }
-        total
+        retail_local::observe::ends(&bootstrap, &topics, PARTITIONS)
+            .expect("dead-letter topic ends")
+            .values()
+            .sum()
     })
     .await
     .expect("dead-letter reader thread")
