@@ -901,11 +901,10 @@ async fn two_inventory_and_two_fraud_instances_end_in_the_same_checks() {
 }
 
 /// The fault-injection suite (issue 8's first scenarios): a saga run per scenario, the fault
-/// injected while the simulator sends, and the run's figures in one table. Recovery is from
-/// the faulted worker's start (for the registry outage: from the registry's) until it is caught
-/// up. Every figure that
-/// should be zero must be, or the suite fails after printing the table. `SAGA_ORDERS` sets the
-/// orders per scenario (`tests/faults` runs it longer).
+/// injected while the simulator sends, and the run's figures in one table. Recovery is from the
+/// faulted worker's start (for the registry outage: from the registry's) until it is caught up.
+/// Every figure that should be zero must be, or the suite fails after printing the table.
+/// `SAGA_ORDERS` sets the orders per scenario (`tests/faults` runs it longer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_injection_suite() {
     let _serial = SERIAL.lock().await;
@@ -914,38 +913,40 @@ async fn fault_injection_suite() {
     // kill -9 of each worker in turn, mid-stream, and restart with the same instance id.
     let mut saga = Saga::new("fault-kill");
     saga.start_all().await;
-    let (figures, recovery) = run_with_faults(&mut saga, 44, async |saga: &mut Saga| {
-        let mut recovery = Vec::new();
-        let gap = run_time() / 8;
-        for worker in WORKERS {
-            tokio::time::sleep(gap).await;
-            saga.kill(worker, 0);
-            recovery.push(saga.restart_and_recover(worker, 0).await);
-        }
-        recovery
-    })
-    .await;
-    rows.push((
+    let row = run_with_faults(
+        &mut saga,
+        44,
         "kill -9 of each worker in turn, restarted",
-        figures,
-        recovery,
-    ));
+        async |saga: &mut Saga| {
+            let mut recovery = Vec::new();
+            let gap = run_time() / 8;
+            for worker in WORKERS {
+                tokio::time::sleep(gap).await;
+                saga.kill(worker, 0);
+                recovery.push(saga.restart_and_recover(worker, 0).await);
+            }
+            recovery
+        },
+    )
+    .await;
+    rows.push(row);
 
     // One worker down for a while: its inputs pile up, then it catches up.
     let mut saga = Saga::new("fault-down");
     saga.start_all().await;
-    let (figures, recovery) = run_with_faults(&mut saga, 45, async |saga: &mut Saga| {
-        tokio::time::sleep(run_time() / 5).await;
-        saga.terminate("inventory", 0);
-        tokio::time::sleep(run_time() / 3).await;
-        vec![saga.restart_and_recover("inventory", 0).await]
-    })
-    .await;
-    rows.push((
+    let row = run_with_faults(
+        &mut saga,
+        45,
         "inventory down for a third of the run, then back",
-        figures,
-        recovery,
-    ));
+        async |saga: &mut Saga| {
+            tokio::time::sleep(run_time() / 5).await;
+            saga.terminate("inventory", 0);
+            tokio::time::sleep(run_time() / 3).await;
+            vec![saga.restart_and_recover("inventory", 0).await]
+        },
+    )
+    .await;
+    rows.push(row);
 
     // Rolling restart of two instances each of inventory and fraud (SIGTERM, restart, next).
     let mut saga = Saga::new("fault-rolling");
@@ -953,51 +954,53 @@ async fn fault_injection_suite() {
     saga.start("inventory", 1);
     saga.start("fraud", 1);
     saga.wait_ready().await;
-    let (figures, recovery) = run_with_faults(&mut saga, 46, async |saga: &mut Saga| {
-        let mut recovery = Vec::new();
-        tokio::time::sleep(run_time() / 5).await;
-        for worker in ["inventory", "fraud"] {
-            for instance in 0..2 {
-                saga.terminate(worker, instance);
-                recovery.push(saga.restart_and_recover(worker, instance).await);
-            }
-        }
-        recovery
-    })
-    .await;
-    rows.push((
+    let row = run_with_faults(
+        &mut saga,
+        46,
         "rolling restart of inventory and fraud, two instances each",
-        figures,
-        recovery,
-    ));
+        async |saga: &mut Saga| {
+            let mut recovery = Vec::new();
+            tokio::time::sleep(run_time() / 5).await;
+            for worker in ["inventory", "fraud"] {
+                for instance in 0..2 {
+                    saga.terminate(worker, instance);
+                    recovery.push(saga.restart_and_recover(worker, instance).await);
+                }
+            }
+            recovery
+        },
+    )
+    .await;
+    rows.push(row);
 
     // The registry down for a while; a worker restarted meanwhile waits for it.
     let mut saga = Saga::new("fault-registry");
     if saga.cluster.owns_stack() {
         saga.start_all().await;
-        let (figures, recovery) = run_with_faults(&mut saga, 47, async |saga: &mut Saga| {
-            tokio::time::sleep(run_time() / 5).await;
-            saga.cluster.stop_registry();
-            println!("{}: stopped the schema registry", saga.name);
-            saga.terminate("fraud", 0);
-            let restarted = saga.start("fraud", 0);
-            tokio::time::sleep(run_time() / 4).await;
-            let (status, _) = saga.workers[restarted]
-                .get("/readyz")
-                .await
-                .unwrap_or((0, String::new()));
-            assert_ne!(status, 200, "fraud reported ready with the registry down");
-            let since = Instant::now();
-            saga.cluster.start_registry();
-            println!("{}: started the schema registry again", saga.name);
-            vec![saga.caught_up(restarted, since).await]
-        })
-        .await;
-        rows.push((
+        let row = run_with_faults(
+            &mut saga,
+            47,
             "schema registry down for a quarter of the run, fraud restarted meanwhile",
-            figures,
-            recovery,
-        ));
+            async |saga: &mut Saga| {
+                tokio::time::sleep(run_time() / 5).await;
+                saga.cluster.stop_registry();
+                println!("{}: stopped the schema registry", saga.name);
+                saga.terminate("fraud", 0);
+                let restarted = saga.start("fraud", 0);
+                tokio::time::sleep(run_time() / 4).await;
+                let (status, _) = saga.workers[restarted]
+                    .get("/readyz")
+                    .await
+                    .unwrap_or((0, String::new()));
+                assert_ne!(status, 200, "fraud reported ready with the registry down");
+                let since = Instant::now();
+                saga.cluster.start_registry();
+                println!("{}: started the schema registry again", saga.name);
+                vec![saga.caught_up(restarted, since).await]
+            },
+        )
+        .await;
+        rows.push(row);
     } else {
         println!("registry outage: skipped on a shared cluster (its registry is not ours to stop)");
     }
@@ -1023,12 +1026,16 @@ fn run_time() -> Duration {
     Duration::from_millis(orders_per_run() * 20)
 }
 
+/// One scenario's line of the table: what was injected, the figures, each restart's recovery.
+type ScenarioRow = (&'static str, Figures, Vec<Option<Duration>>);
+
 /// Runs a scenario: `faults` injects them and returns the recovery time of each restart.
 async fn run_with_faults(
     saga: &mut Saga,
     seed: u64,
+    scenario: &'static str,
     faults: impl AsyncFnOnce(&mut Saga) -> Vec<Option<Duration>>,
-) -> (Figures, Vec<Option<Duration>>) {
+) -> ScenarioRow {
     let mut recovery = Vec::new();
     let (summary, observed, stock, dead) = run(saga, seed, async |saga: &mut Saga| {
         recovery = faults(saga).await;
@@ -1036,11 +1043,11 @@ async fn run_with_faults(
     .await;
     let figures = figures(saga, &summary, &observed, &stock, dead);
     println!("{}: {figures:?}; recovery {recovery:?}", saga.name);
-    (figures, recovery)
+    (scenario, figures, recovery)
 }
 
 /// The figures of each scenario as a Markdown table.
-fn fault_table(rows: &[(&str, Figures, Vec<Option<Duration>>)]) -> String {
+fn fault_table(rows: &[ScenarioRow]) -> String {
     let mut table = String::from(
         "| scenario | orders | lost | without a terminal state | two terminal states | wrong outcome | oversold units | unbalanced SKUs | duplicate notifications | missing notifications | dead-lettered (expected 0) | recovery, slowest restart |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );

@@ -5,22 +5,14 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use retail_codec::{Codec, DecodeError, RegisteredEvent};
-use retail_events::{EVENT_TYPES, Event, arbitrary_event};
+use retail_codec::{Codec, DecodeError};
+use retail_events::{Event, arbitrary_event};
+
+mod common;
+use common::offline_codec;
 
 #[global_allocator]
 static ALLOCATOR: dhat::Alloc = dhat::Alloc;
-
-fn offline_codec() -> Codec {
-    let registered: Vec<RegisteredEvent> = EVENT_TYPES
-        .iter()
-        .map(|descriptor| RegisteredEvent {
-            descriptor,
-            schema_id: 101 + descriptor.index as u32,
-        })
-        .collect();
-    Codec::new(None, &registered)
-}
 
 /// Decodes `payload` and returns the result with the bytes allocated meanwhile (all of them,
 /// freed or not).
@@ -64,6 +56,25 @@ fn hostile_lengths_and_counts_allocate_in_proportion_to_the_payload() {
     corrupted_payloads_allocate_in_proportion_to_their_size(&runtime, &codec);
 }
 
+/// Decoding `payload` fails as a malformed body, allocating no more than [`bound`] allows.
+fn refused_within_bound(
+    runtime: &tokio::runtime::Runtime,
+    codec: &Codec,
+    payload: &[u8],
+    what: &str,
+) {
+    let (decoded, allocated) = decode_tracked(runtime, codec, payload);
+    assert!(
+        matches!(decoded, Err(DecodeError::MalformedBody { .. })),
+        "{what}: {decoded:?}"
+    );
+    assert!(
+        allocated <= bound(payload.len()),
+        "{what}: allocated {allocated} bytes for a {}-byte payload",
+        payload.len()
+    );
+}
+
 fn a_claimed_string_length_is_never_allocated(runtime: &tokio::runtime::Runtime, codec: &Codec) {
     // OrderPlaced's envelope begins with a string (the event id). Claim lengths from just past
     // the payload to far beyond memory; apache-avro's own cap (16 MiB here) would have
@@ -72,16 +83,7 @@ fn a_claimed_string_length_is_never_allocated(runtime: &tokio::runtime::Runtime,
         let mut payload = vec![0, 0, 0, 0, 101];
         push_long(&mut payload, claimed);
         payload.extend_from_slice(b"abc");
-        let (decoded, allocated) = decode_tracked(runtime, codec, &payload);
-        assert!(
-            matches!(decoded, Err(DecodeError::MalformedBody { .. })),
-            "claimed {claimed}: {decoded:?}"
-        );
-        assert!(
-            allocated <= bound(payload.len()),
-            "claimed {claimed}: allocated {allocated} bytes for a {}-byte payload",
-            payload.len()
-        );
+        refused_within_bound(runtime, codec, &payload, &format!("claimed {claimed}"));
     }
 }
 
@@ -107,7 +109,6 @@ fn a_claimed_item_count_is_never_allocated(runtime: &tokio::runtime::Runtime, co
         unit_weight_grams: 900,
     });
     let with_one = codec.encode_to_vec(&one.into()).expect("encodes");
-    // The first byte where the two encodings differ is the array's count (0 vs 2).
     let at = empty
         .iter()
         .zip(&with_one)
@@ -118,15 +119,11 @@ fn a_claimed_item_count_is_never_allocated(runtime: &tokio::runtime::Runtime, co
         let mut payload = empty[..at].to_vec();
         push_long(&mut payload, claimed);
         payload.extend_from_slice(&empty[at + 1..]);
-        let (decoded, allocated) = decode_tracked(runtime, codec, &payload);
-        assert!(
-            matches!(decoded, Err(DecodeError::MalformedBody { .. })),
-            "claimed {claimed} lines: {decoded:?}"
-        );
-        assert!(
-            allocated <= bound(payload.len()),
-            "claimed {claimed} lines: allocated {allocated} bytes for a {}-byte payload",
-            payload.len()
+        refused_within_bound(
+            runtime,
+            codec,
+            &payload,
+            &format!("claimed {claimed} lines"),
         );
     }
 }

@@ -4,23 +4,12 @@
 use apache_avro::Schema;
 use apache_avro::types::{Record, Value};
 use proptest::prelude::*;
-use retail_codec::{Codec, DecodeError, EncodeError, RegisteredEvent};
+use retail_codec::{Codec, DecodeError, EncodeError};
 use retail_events::fulfilment::{CancellationReason, OrderCancelled};
-use retail_events::{
-    EVENT_TYPES, Envelope, Event, EventType, Timestamp, arbitrary_event, catalogue,
-};
+use retail_events::{Envelope, Event, EventType, Timestamp, arbitrary_event, catalogue};
 
-/// Schema ids as a registry would hand them out: 101, 102, ...
-fn offline_codec() -> Codec {
-    let registered: Vec<RegisteredEvent> = EVENT_TYPES
-        .iter()
-        .map(|descriptor| RegisteredEvent {
-            descriptor,
-            schema_id: 101 + descriptor.index as u32,
-        })
-        .collect();
-    Codec::new(None, &registered)
-}
+mod common;
+use common::offline_codec;
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
