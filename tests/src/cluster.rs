@@ -74,7 +74,8 @@ impl Cluster {
 }
 
 impl Cluster {
-    /// Whether this is a stack of the run's own, whose registry a test may stop and start.
+    /// Whether this is a stack of the run's own, whose broker and registry a test may stop and
+    /// start.
     pub fn owns_stack(&self) -> bool {
         self.stack_dir.is_some()
     }
@@ -93,6 +94,14 @@ impl Cluster {
     /// On a shared cluster, or if the script fails.
     pub fn start_registry(&self) {
         self.stack("start-registry");
+    }
+
+    /// Restarts the run's own broker on its port and storage, and waits until it listens.
+    ///
+    /// # Panics
+    /// On a shared cluster, or if the script fails.
+    pub fn restart_broker(&self) {
+        self.stack("restart-broker");
     }
 
     fn stack(&self, command: &str) {

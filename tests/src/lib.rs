@@ -106,9 +106,12 @@ pub fn producer() -> FutureProducer {
     producer_on(&bootstrap_servers())
 }
 
-/// An idempotent producer to the broker at `bootstrap`.
+/// An idempotent producer to the broker at `bootstrap`. Keys go to the partitions the workers
+/// and the Java client put them in (`murmur2_random`): a stage joins a key's records from
+/// several topics only when they share its partition.
 pub fn producer_on(bootstrap: &str) -> FutureProducer {
     client_config_on(bootstrap)
+        .set("partitioner", retail_runtime::config::PARTITIONER)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")

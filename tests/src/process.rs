@@ -93,6 +93,11 @@ impl Process {
         Some((status, response.text().await.unwrap_or_default()))
     }
 
+    /// The exit status if the process has exited, without waiting.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("wait")
+    }
+
     /// Waits until `/readyz` answers 200, failing after `within` (or if the process exits).
     pub async fn wait_ready(&mut self, within: Duration) {
         let deadline = Instant::now() + within;

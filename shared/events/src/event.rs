@@ -162,6 +162,11 @@ macro_rules! event_types {
                 match self { $( Event::$variant(event) => event.key(), )* }
             }
 
+            /// The key and the type's rules ([`crate::validate`]); the broken one, described.
+            pub(crate) fn checked(&self) -> Result<(), String> {
+                match self { $( Event::$variant(event) => crate::validate::keyed(event), )* }
+            }
+
             /// How this event's type is read and written.
             pub fn descriptor(&self) -> &'static EventDescriptor {
                 let kind = match self { $( Event::$variant(_) => EventKind::$variant, )* };

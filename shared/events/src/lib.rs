@@ -12,6 +12,8 @@
 //! - one module per owning service with its events: [`storefront`], [`payments`], [`warehouse`],
 //!   [`inventory`], [`fraud`], [`fulfilment`], [`shipping`], [`notification`].
 //! - [`event`]: the [`EventType`] trait, the [`Event`] enum and the table of all event types.
+//! - [`validate`]: the rules an event must satisfy beyond decoding (currencies, quantities,
+//!   lines, country codes), checked by every consumer before it acts.
 //! - [`topics`]: the topics, their keys and owners.
 //! - [`catalogue`]: the embedded `.avsc` files and each event type's composed schema.
 
@@ -27,6 +29,7 @@ pub mod payments;
 pub mod shipping;
 pub mod storefront;
 pub mod topics;
+pub mod validate;
 pub mod warehouse;
 
 pub use catalogue::{Catalogue, EventSchema, catalogue};
@@ -35,3 +38,4 @@ pub use envelope::{Envelope, EventId, Timestamp};
 pub use event::arbitrary_event;
 pub use event::{EVENT_TYPES, Event, EventDescriptor, EventType};
 pub use topics::{PartitionKey, Topic};
+pub use validate::Invalid;

@@ -1175,6 +1175,18 @@ impl<H: Handler> Engine<H> {
             Ok(event) => event,
             Err(rejection) => return self.dead_letter(message, seq, rejection),
         };
+        // The contract's rules beyond the schema: every consumer rejects the same records.
+        if let Err(invalid) = event.validate() {
+            return self.dead_letter(
+                message,
+                seq,
+                Rejection {
+                    class: "rejected".into(),
+                    message: invalid.to_string(),
+                    attempts: 1,
+                },
+            );
+        }
         let topic = message.topic();
         if let Some(millis) = message.timestamp().to_millis() {
             lock(&self.shared.progress)
