@@ -352,7 +352,8 @@ mod tests {
 
     #[test]
     fn each_broken_rule_of_an_order_is_named_with_its_value() {
-        let cases: Vec<(&str, fn(&mut storefront::OrderPlaced))> = vec![
+        type BreakRule = fn(&mut storefront::OrderPlaced);
+        let cases: Vec<(&str, BreakRule)> = vec![
             ("invalid OrderPlaced: the key is blank", |order| {
                 order.order_id = " ".into()
             }),
