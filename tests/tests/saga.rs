@@ -14,8 +14,8 @@
 //! fault-injection suite, which runs a saga per fault (each worker killed with `kill -9` in turn
 //! and restarted; inventory down for a third of the run; a rolling restart of two instances
 //! each of inventory and fraud; the schema registry down while fraud restarts; 1% poison on
-//! every topic a worker reads, with orders for unknown SKUs; the broker restarted on its
-//! storage) and prints the figures of every run in one table: orders lost, without a terminal
+//! every topic a worker reads, with orders for unknown SKUs; the storefront upgrading
+//! `OrderPlaced` to revision 2 half-way; the broker killed and restarted on its storage) and prints the figures of every run in one table: orders lost, without a terminal
 //! state or with two, oversold units, unbalanced SKUs, duplicate and missing notifications,
 //! dead letters against the poison injected, and how long each restarted worker took to catch
 //! up. The runs are serialised (they would otherwise share two cores between fifteen
@@ -72,6 +72,8 @@ struct Saga {
     poisoned: BTreeMap<String, i64>,
     /// Orders injected besides the simulator's, with how the saga must end them.
     extra_orders: Vec<OrderSummary>,
+    /// The simulator's flags beyond the run's usual ones.
+    simulator_flags: Vec<String>,
     /// Declared last: dropped after the workers are killed.
     cluster: Cluster,
 }
@@ -105,6 +107,7 @@ impl Saga {
             check_metrics: false,
             poisoned: BTreeMap::new(),
             extra_orders: Vec::new(),
+            simulator_flags: Vec::new(),
         }
     }
 
@@ -197,6 +200,7 @@ impl Saga {
         ]
         .iter()
         .map(ToString::to_string)
+        .chain(self.simulator_flags.iter().cloned())
         .collect();
         let process = Process::start(
             "simulator",
@@ -1205,6 +1209,43 @@ async fn fault_injection_suite() {
         rows.push(row);
     }
 
+    // The storefront upgrades OrderPlaced to revision 2 (an added optional field) half-way:
+    // every consumer reads the new records through schema resolution.
+    if selected("schema") {
+        let mut saga = Saga::new("fault-schema");
+        saga.start_all().await;
+        saga.simulator_flags = vec![
+            "--order-schema-v2-from".into(),
+            (orders_per_run() / 2).to_string(),
+        ];
+        let row = run_with_faults(
+            &mut saga,
+            50,
+            "storefront upgraded to OrderPlaced revision 2 (an added optional field) half-way",
+            async |_: &mut Saga| Vec::new(),
+        )
+        .await;
+        let subject = retail_events::EVENT_TYPES
+            .iter()
+            .find(|descriptor| descriptor.name == "OrderPlaced")
+            .expect("OrderPlaced")
+            .subject();
+        let versions = reqwest::get(format!(
+            "{}/subjects/{subject}/versions",
+            saga.cluster.registry
+        ))
+        .await
+        .expect("the registry answers")
+        .text()
+        .await
+        .expect("a body");
+        assert_eq!(
+            versions, "[1,2]",
+            "revision 2 was registered under {subject} after revision 1"
+        );
+        rows.push(row);
+    }
+
     // The broker restarted on its storage mid-run: every worker reconnects and catches up.
     if selected("broker") {
         let mut saga = Saga::new("fault-broker");
@@ -1236,7 +1277,7 @@ async fn fault_injection_suite() {
 
     assert!(
         !rows.is_empty(),
-        "no scenario ran: FAULT_SCENARIOS={:?} names none of kill, down, rolling, registry, poison, broker",
+        "no scenario ran: FAULT_SCENARIOS={:?} names none of kill, down, rolling, registry, poison, schema, broker",
         std::env::var("FAULT_SCENARIOS").unwrap_or_default()
     );
     let table = fault_table(&rows);
@@ -1496,7 +1537,7 @@ fn unknown_sku_order(number: usize) -> (Event, Event, OrderSummary) {
 }
 
 /// Whether the suite runs scenario `name`: `FAULT_SCENARIOS` lists the ones to run, separated
-/// by commas (kill, down, rolling, registry, poison, broker); unset, all of them.
+/// by commas (kill, down, rolling, registry, poison, schema, broker); unset, all of them.
 fn selected(name: &str) -> bool {
     std::env::var("FAULT_SCENARIOS").map_or(true, |names| {
         names.split(',').any(|wanted| wanted.trim() == name)

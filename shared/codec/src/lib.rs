@@ -15,5 +15,7 @@ pub mod registry;
 
 pub use codec::{Codec, HEADER_LEN, split_frame};
 pub use error::{DecodeError, EncodeError, RegistryError};
-pub use registry::{RegisteredEvent, RegistrationMode, register_catalogue, registry_settings};
+pub use registry::{
+    RegisteredEvent, RegistrationMode, register, register_catalogue, registry_settings,
+};
 pub use schema_registry_converter::async_impl::schema_registry::SrSettings;

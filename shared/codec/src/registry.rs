@@ -79,7 +79,13 @@ pub async fn register_catalogue(
     Ok(registered)
 }
 
-async fn register(
+/// Registers `schema` (Avro schema text) under `subject` and returns its id; an identical
+/// schema already there returns its existing id. The registry's compatibility check applies.
+///
+/// # Errors
+/// The registry is unreachable, or refuses the schema (an incompatible change: error code
+/// 409).
+pub async fn register(
     settings: &SrSettings,
     subject: &str,
     schema: &str,

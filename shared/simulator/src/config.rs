@@ -177,6 +177,12 @@ pub struct Config {
     #[arg(long, env = "SIMULATOR_AMPLE_MARGIN", default_value_t = 25)]
     pub ample_margin: u32,
 
+    /// From this order on (counting from 0), write `OrderPlaced` with revision 2 of its schema
+    /// (adds an optional `gift_message`), registered under the same subject: a storefront
+    /// upgraded mid-run, to exercise consumers' schema resolution.
+    #[arg(long, env = "SIMULATOR_ORDER_SCHEMA_V2_FROM")]
+    pub order_schema_v2_from: Option<usize>,
+
     /// Write the run's summary (orders, expected outcomes, stock) as JSON to this file at the end.
     #[arg(long, env = "SIMULATOR_SUMMARY_FILE")]
     pub summary_file: Option<PathBuf>,
@@ -419,6 +425,10 @@ impl Config {
             ),
             ("restock_amount", self.restock_amount.to_string()),
             ("ample_margin", self.ample_margin.to_string()),
+            (
+                "order_schema_v2_from",
+                optional(self.order_schema_v2_from.map(|n| n.to_string())),
+            ),
             (
                 "summary_file",
                 optional(

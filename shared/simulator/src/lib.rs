@@ -15,6 +15,7 @@
 //! - [`restock`]: the warehouse's answer to `LowStock` (pure).
 //! - [`summary`]: the summary's JSON types and the category vocabulary.
 //! - [`config`]: the command line and its validation.
+//! - [`upgrade`]: `OrderPlaced` revision 2, for a storefront upgraded mid-run.
 //! - [`mod@run`]: the thin Kafka side that sends the plan on time and feeds alerts to [`restock`].
 
 pub mod catalogue;
@@ -23,6 +24,7 @@ pub mod plan;
 pub mod restock;
 pub mod run;
 pub mod summary;
+pub mod upgrade;
 
 pub use config::Config;
 pub use run::{SimulatorError, run};

@@ -23,6 +23,8 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use retail_codec::{Codec, EncodeError, RegistrationMode, RegistryError, registry_settings};
+
+use crate::upgrade::{OrderPlacedV2, UpgradeError};
 use retail_events::{Event, Timestamp, Topic};
 use retail_runtime::topics::{self, TopicError, TopicNames, TopicSpec};
 use tokio::task::JoinSet;
@@ -80,6 +82,8 @@ pub enum SimulatorError {
     },
     #[error("a simulator task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Upgrade(#[from] UpgradeError),
 }
 
 /// Runs the simulation until its orders are placed and its linger is over, or `shutdown` is
@@ -168,6 +172,17 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<Summary
         stop_answering.clone(),
     ));
 
+    let upgraded = match config.order_schema_v2_from {
+        Some(from) => {
+            let settings = registry_settings(
+                &config.schema_registry_url,
+                config.schema_registry_basic_auth.as_deref(),
+                REGISTRY_TIMEOUT,
+            )?;
+            Some((from, OrderPlacedV2::register(&settings).await?))
+        }
+        None => None,
+    };
     let mut orders_sent = 0;
     let mut stopped = false;
     for step in plan.schedule() {
@@ -184,8 +199,30 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<Summary
         match step.action {
             Action::Order(index) if !stopped => {
                 let order = &plan.orders[index];
-                let event = Event::from(order.order_placed(started_at));
-                send(&producer, &codec, &names, &event, &mut deliveries).await?;
+                let placed = order.order_placed(started_at);
+                match &upgraded {
+                    Some((from, v2)) if index >= *from => {
+                        let payload = v2.encode(&placed)?;
+                        send_encoded(
+                            &producer,
+                            &names,
+                            &Event::from(placed),
+                            &payload,
+                            &mut deliveries,
+                        )
+                        .await?;
+                    }
+                    _ => {
+                        send(
+                            &producer,
+                            &codec,
+                            &names,
+                            &Event::from(placed),
+                            &mut deliveries,
+                        )
+                        .await?
+                    }
+                }
                 tracing::debug!(order_id = %order.order_id, category = ?order.category, "order placed");
                 orders_sent = index + 1;
                 if orders_sent % PROGRESS_EVERY == 0 {
@@ -435,10 +472,22 @@ async fn send(
     event: &Event,
     deliveries: &mut Deliveries,
 ) -> Result<(), SimulatorError> {
-    let topic = names.of(event.topic());
     let payload = codec.encode_to_vec(event)?;
+    send_encoded(producer, names, event, &payload, deliveries).await
+}
+
+/// Hands `payload`, the record of `event`, to the producer, keyed as its topic says; the
+/// delivery is tracked in `deliveries`.
+async fn send_encoded(
+    producer: &FutureProducer,
+    names: &TopicNames,
+    event: &Event,
+    payload: &[u8],
+    deliveries: &mut Deliveries,
+) -> Result<(), SimulatorError> {
+    let topic = names.of(event.topic());
     loop {
-        let record = FutureRecord::to(&topic).key(event.key()).payload(&payload);
+        let record = FutureRecord::to(&topic).key(event.key()).payload(payload);
         match producer.send_result(record) {
             Ok(delivery) => {
                 deliveries.track(delivery, event.name(), topic);
