@@ -505,6 +505,7 @@ mod tests {
             ("payment-delay-max", "SIMULATOR_PAYMENT_DELAY_MAX"),
             ("restock-amount", "SIMULATOR_RESTOCK_AMOUNT"),
             ("ample-margin", "SIMULATOR_AMPLE_MARGIN"),
+            ("order-schema-v2-from", "SIMULATOR_ORDER_SCHEMA_V2_FROM"),
             ("summary-file", "SIMULATOR_SUMMARY_FILE"),
         ];
         let command = Config::command();
