@@ -29,9 +29,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use retail_codec::{Codec, RegistrationMode, registry_settings};
@@ -336,11 +337,9 @@ impl Saga {
     /// everything its input topics held at `since`, restarting any worker that exits meanwhile
     /// (within 180 s, else `None`), in the order of [`READERS`].
     async fn recover_all(&mut self, since: Instant) -> Vec<Option<Duration>> {
-        let topics: Vec<String> = READERS
-            .iter()
-            .flat_map(|(_, inputs)| inputs.iter().map(|topic| self.topic(*topic)))
-            .collect::<BTreeSet<String>>()
+        let topics: Vec<String> = read_topics()
             .into_iter()
+            .map(|topic| self.topic(topic))
             .collect();
         let bootstrap = self.cluster.bootstrap.clone();
         let ends = tokio::task::spawn_blocking(move || {
@@ -349,15 +348,15 @@ impl Saga {
         .await
         .expect("end reader thread")
         .expect("input topic ends");
-        let mut recovered: BTreeMap<&str, Duration> = BTreeMap::new();
-        while since.elapsed() < Duration::from_secs(180) && recovered.len() < READERS.len() {
-            self.restart_exited();
-            for (stage, inputs) in READERS {
-                if recovered.contains_key(stage) {
-                    continue;
-                }
-                let group = format!("{}-{stage}", self.name);
-                let wanted: Vec<((String, i32), i64)> = inputs
+        // Per stage: a client of its group, and each input partition with its end at `since`.
+        let probes: Vec<_> = READERS
+            .iter()
+            .map(|(stage, inputs)| {
+                let consumer = retail_local::observe::client(&self.cluster.bootstrap)
+                    .set("group.id", format!("{}-{stage}", self.name))
+                    .create::<BaseConsumer>()
+                    .expect("an offset reader");
+                let wanted: Vec<PartitionEnd> = inputs
                     .iter()
                     .flat_map(|topic| {
                         let name = self.topic(*topic);
@@ -368,12 +367,21 @@ impl Saga {
                         (key, end)
                     })
                     .collect();
-                let bootstrap = self.cluster.bootstrap.clone();
-                let caught_up = tokio::task::spawn_blocking(move || {
-                    committed_past(&bootstrap, &group, &wanted)
-                })
-                .await
-                .expect("offset reader thread");
+                (*stage, Arc::new(consumer), Arc::new(wanted))
+            })
+            .collect();
+        let mut recovered: BTreeMap<&str, Duration> = BTreeMap::new();
+        while since.elapsed() < Duration::from_secs(180) && recovered.len() < READERS.len() {
+            self.restart_exited();
+            for (stage, consumer, wanted) in &probes {
+                if recovered.contains_key(stage) {
+                    continue;
+                }
+                let (consumer, wanted) = (Arc::clone(consumer), Arc::clone(wanted));
+                let caught_up =
+                    tokio::task::spawn_blocking(move || committed_past(&consumer, &wanted))
+                        .await
+                        .expect("offset reader thread");
                 if caught_up {
                     let took = since.elapsed();
                     println!(
@@ -644,8 +652,7 @@ async fn readable(
             None
         }
         Err(error) => panic!(
-            "{} at {}/{}@{} does not read back: {error}",
-            message.topic(),
+            "{}/{}@{} does not read back: {error}",
             message.topic(),
             message.partition(),
             message.offset()
@@ -919,7 +926,7 @@ async fn dead_lettered(saga: &Saga) -> BTreeMap<String, i64> {
     let bootstrap = saga.cluster.bootstrap.clone();
     let groups: Vec<String> = saga.groups.values().cloned().collect();
     tokio::task::spawn_blocking(move || {
-        let consumer: rdkafka::consumer::BaseConsumer = retail_local::observe::client(&bootstrap)
+        let consumer: BaseConsumer = retail_local::observe::client(&bootstrap)
             .create()
             .expect("metadata reader");
         let metadata = consumer
@@ -1225,10 +1232,10 @@ async fn fault_injection_suite() {
             async |_: &mut Saga| Vec::new(),
         )
         .await;
-        let subject = retail_events::EVENT_TYPES
-            .iter()
-            .find(|descriptor| descriptor.name == "OrderPlaced")
+        let subject = retail_events::catalogue()
+            .event("retail.storefront.OrderPlaced")
             .expect("OrderPlaced")
+            .descriptor
             .subject();
         let versions = reqwest::get(format!(
             "{}/subjects/{subject}/versions",
@@ -1340,15 +1347,12 @@ const READERS: [(&str, &[Topic]); 7] = [
     ),
 ];
 
-/// Whether consumer group `group` has committed, on every partition of `wanted`, an offset at
+/// A topic partition and an offset in it.
+type PartitionEnd = ((String, i32), i64);
+
+/// Whether the group of `consumer` has committed, on every partition of `wanted`, an offset at
 /// or past the one given (blocking: call off the runtime). A broker error reads as not yet.
-fn committed_past(bootstrap: &str, group: &str, wanted: &[((String, i32), i64)]) -> bool {
-    let Ok(consumer) = retail_local::observe::client(bootstrap)
-        .set("group.id", group)
-        .create::<rdkafka::consumer::BaseConsumer>()
-    else {
-        return false;
-    };
+fn committed_past(consumer: &BaseConsumer, wanted: &[PartitionEnd]) -> bool {
     let mut partitions = TopicPartitionList::new();
     for ((topic, partition), _) in wanted {
         partitions.add_partition(topic, *partition);
@@ -1366,6 +1370,14 @@ fn committed_past(bootstrap: &str, group: &str, wanted: &[((String, i32), i64)])
             _ => *end == 0,
         }
     })
+}
+
+/// Every topic some stage reads.
+fn read_topics() -> BTreeSet<Topic> {
+    READERS
+        .iter()
+        .flat_map(|(_, inputs)| inputs.iter().copied())
+        .collect()
 }
 
 /// The dead letters the run's poison must leave, per dead-letter topic.
@@ -1396,10 +1408,7 @@ async fn inject_poison(saga: &mut Saga, per_topic: usize) {
 
     let codec = codec(saga).await;
     let producer = retail_integration_tests::producer_on(&saga.cluster.bootstrap);
-    let topics: BTreeSet<Topic> = READERS
-        .iter()
-        .flat_map(|(_, inputs)| inputs.iter().copied())
-        .collect();
+    let topics = read_topics();
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let arbitrary = retail_events::arbitrary_event();
     let mut rng = rand::rngs::StdRng::seed_from_u64(8);

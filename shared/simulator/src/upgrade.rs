@@ -35,10 +35,7 @@ pub enum UpgradeError {
 /// # Errors
 /// The catalogue's schema text is not a record schema.
 pub fn schema_text() -> Result<String, UpgradeError> {
-    let v1 = &catalogue()
-        .event(OrderPlaced::FULL_NAME)
-        .ok_or_else(|| UpgradeError::Schema("OrderPlaced is not in the catalogue".into()))?
-        .text;
+    let v1 = &revision_1()?.text;
     let mut schema: serde_json::Value =
         serde_json::from_str(v1).map_err(|error| UpgradeError::Schema(error.to_string()))?;
     let record = schema
@@ -75,7 +72,7 @@ impl OrderPlacedV2 {
         let text = schema_text()?;
         let schema =
             Schema::parse_str(&text).map_err(|error| UpgradeError::Schema(error.to_string()))?;
-        let subject = subject();
+        let subject = revision_1()?.descriptor.subject();
         let schema_id = retail_codec::register(settings, &subject, &text).await?;
         tracing::info!(subject = %subject, schema_id, "OrderPlaced revision 2 registered");
         Ok(Self { schema, schema_id })
@@ -113,13 +110,11 @@ impl OrderPlacedV2 {
     }
 }
 
-/// `OrderPlaced`'s subject, as the catalogue registers it.
-fn subject() -> String {
-    retail_events::EVENT_TYPES
-        .iter()
-        .find(|descriptor| descriptor.full_name == OrderPlaced::FULL_NAME)
-        .map(retail_events::EventDescriptor::subject)
-        .unwrap_or_default()
+/// The catalogue's `OrderPlaced`: revision 1, its text and its subject.
+fn revision_1() -> Result<&'static retail_events::EventSchema, UpgradeError> {
+    catalogue()
+        .event(OrderPlaced::FULL_NAME)
+        .ok_or_else(|| UpgradeError::Schema("OrderPlaced is not in the catalogue".into()))
 }
 
 #[cfg(test)]
