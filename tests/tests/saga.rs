@@ -8,14 +8,17 @@
 //!   state, nothing is held once every order is terminal, available never went below zero (no
 //!   hold answer ever reported it), and shipped units equal the shipped orders' lines;
 //! - every customer got exactly the expected notifications, once each (one `NotificationSent`
-//!   id per order and kind, one file per notification).
+//!   id per order and kind, one file per notification, or one delivery per notification to
+//!   the webhook, its signature verified).
 //!
 //! Variants: one instance of each worker; two inventory and two fraud instances; and the
 //! fault-injection suite, which runs a saga per fault (each worker killed with `kill -9` in turn
 //! and restarted; inventory down for a third of the run; a rolling restart of two instances
 //! each of inventory and fraud; the schema registry down while fraud restarts; 1% poison on
 //! every topic a worker reads, with orders for unknown SKUs; the storefront upgrading
-//! `OrderPlaced` to revision 2 half-way; the broker killed and restarted on its storage) and prints the figures of every run in one table: orders lost, without a terminal
+//! `OrderPlaced` to revision 2 half-way; the broker killed and restarted on its storage; the
+//! notification webhook timing out or answering 503 for a while) and prints the figures of every
+//! run in one table: orders lost, without a terminal
 //! state or with two, oversold units, unbalanced SKUs, duplicate and missing notifications,
 //! dead letters against the poison injected, and how long each restarted worker took to catch
 //! up. The runs are serialised (they would otherwise share two cores between fifteen
@@ -42,6 +45,7 @@ use retail_events::{Event, EventId, Topic};
 use retail_integration_tests::cluster::Cluster;
 use retail_integration_tests::metrics_catalogue;
 use retail_integration_tests::process::{Process, free_port};
+use retail_integration_tests::webhook::WebhookReceiver;
 use retail_integration_tests::{consumer_on, unique_name};
 use retail_simulator::summary::{Expected, OrderSummary, Summary};
 
@@ -75,6 +79,8 @@ struct Saga {
     extra_orders: Vec<OrderSummary>,
     /// The simulator's flags beyond the run's usual ones.
     simulator_flags: Vec<String>,
+    /// Where notification delivers, when through its webhook channel rather than files.
+    webhook: Option<WebhookReceiver>,
     /// Declared last: dropped after the workers are killed.
     cluster: Cluster,
 }
@@ -109,6 +115,7 @@ impl Saga {
             poisoned: BTreeMap::new(),
             extra_orders: Vec::new(),
             simulator_flags: Vec::new(),
+            webhook: None,
         }
     }
 
@@ -147,22 +154,52 @@ impl Saga {
             // The deadline must exceed how long the slowest answer takes on the local broker
             // under this load (inventory's two hops); missing payments wait for it.
             "fulfilment" => &["--answer-deadline", "60s", "--pick-pack-time", "200ms"],
-            "notification" => &["--channel", "file"],
             _ => &[],
         };
         args.extend(specific.iter().map(ToString::to_string));
+        let mut env = vec![
+            ("KAFKA_BOOTSTRAP_SERVERS", self.cluster.bootstrap.clone()),
+            ("SCHEMA_REGISTRY_URL", self.cluster.registry.clone()),
+        ];
         if worker == "notification" {
-            args.push("--notification-dir".into());
-            args.push(self.notification_dir.display().to_string());
+            match &self.webhook {
+                None => args.extend([
+                    "--channel".to_owned(),
+                    "file".to_owned(),
+                    "--notification-dir".to_owned(),
+                    self.notification_dir.display().to_string(),
+                ]),
+                Some(receiver) => {
+                    // Short attempts and a short redelivery interval, for a run of seconds.
+                    args.extend(
+                        [
+                            "--channel",
+                            "webhook",
+                            "--webhook-url",
+                            &receiver.url(),
+                            "--webhook-timeout",
+                            "1s",
+                            "--webhook-initial-backoff",
+                            "100ms",
+                            "--webhook-max-backoff",
+                            "200ms",
+                            "--redelivery-interval",
+                            "2s",
+                        ]
+                        .map(ToString::to_string),
+                    );
+                    env.push((
+                        "NOTIFICATION_WEBHOOK_SECRET",
+                        WebhookReceiver::SECRET.to_owned(),
+                    ));
+                }
+            }
         }
         let process = Process::start(
             worker,
             &format!("{worker}-{instance}"),
             &args,
-            &[
-                ("KAFKA_BOOTSTRAP_SERVERS", self.cluster.bootstrap.clone()),
-                ("SCHEMA_REGISTRY_URL", self.cluster.registry.clone()),
-            ],
+            &env,
             Some(format!("127.0.0.1:{port}")),
             &self.log_dir,
         );
@@ -294,6 +331,26 @@ impl Saga {
                 let took = since.elapsed();
                 println!(
                     "{}: {} caught up after {took:?}",
+                    self.name, self.workers[index].name
+                );
+                return Some(took);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        None
+    }
+
+    /// How long after `since` the notification worker at `index` had its channel up and no
+    /// message waiting (`worker_open_items` 0); `None` if not within 120 s.
+    async fn delivered_all(&mut self, index: usize, since: Instant) -> Option<Duration> {
+        while since.elapsed() < Duration::from_secs(120) {
+            if let Some((200, body)) = self.workers[index].get("/metrics").await
+                && gauge(&body, r#"notification_channel_up{channel="webhook"}"#) == Some(1.0)
+                && gauge(&body, r#"worker_open_items{worker="notification"}"#) == Some(0.0)
+            {
+                let took = since.elapsed();
+                println!(
+                    "{}: {} delivered everything waiting after {took:?}",
                     self.name, self.workers[index].name
                 );
                 return Some(took);
@@ -874,6 +931,10 @@ fn figures(
         }
     }
 
+    if let Some(receiver) = &saga.webhook {
+        delivered_by_webhook(&receiver.received(), observed, &mut figures);
+        return figures;
+    }
     let files = std::fs::read_dir(&saga.notification_dir)
         .map(|entries| entries.filter_map(Result::ok).count())
         .unwrap_or(0);
@@ -886,6 +947,51 @@ fn figures(
         ));
     }
     figures
+}
+
+/// Notifications through the webhook: every one announced as sent was accepted by the receiver
+/// once (a second delivery of an id counts as a duplicate, though receivers drop it by its
+/// `Idempotency-Key`), none was accepted without being announced, and every signature verified.
+fn delivered_by_webhook(
+    received: &retail_integration_tests::webhook::Received,
+    observed: &Observed,
+    figures: &mut Figures,
+) {
+    let announced: BTreeSet<&String> = observed
+        .notifications
+        .values()
+        .flat_map(|ids| ids.iter().filter(|(_, sent)| **sent).map(|(id, _)| id))
+        .collect();
+    for (id, times) in &received.accepted {
+        if *times > 1 {
+            figures.duplicate_notifications += usize::try_from(*times - 1).expect("a count");
+            figures.problem(format!("the webhook accepted {id} {times} times"));
+        }
+        if !announced.contains(id) {
+            figures.problem(format!(
+                "the webhook accepted {id}, which no NotificationSent announces"
+            ));
+        }
+    }
+    for id in announced {
+        if !received.accepted.contains_key(id) {
+            figures.missing_notifications += 1;
+            figures.problem(format!(
+                "{id} was announced as sent but the webhook never accepted it"
+            ));
+        }
+    }
+    if received.bad_signatures > 0 {
+        figures.problem(format!(
+            "{} deliveries did not verify against the signing secret",
+            received.bad_signatures
+        ));
+    }
+    println!(
+        "webhook: {} notifications accepted, {} requests failed during the outage",
+        received.accepted.len(),
+        received.failed
+    );
 }
 
 /// The checks of the module docs, as assertions; prints the figures.
@@ -1282,9 +1388,48 @@ async fn fault_injection_suite() {
         }
     }
 
+    // The notification webhook times out or answers 503 for a while: the messages wait in the
+    // worker, which goes on with other orders, and go out once each when it is back.
+    if selected("webhook") {
+        let mut saga = Saga::new("fault-webhook");
+        // Silent answers outlast the worker's 1 s attempt timeout.
+        saga.webhook = Some(WebhookReceiver::start(Duration::from_secs(2)).await);
+        saga.start_all().await;
+        let row = run_with_faults(
+            &mut saga,
+            51,
+            "notification webhook times out or answers 503 for a third of the run",
+            async |saga: &mut Saga| {
+                tokio::time::sleep(run_time() / 5).await;
+                let receiver = saga.webhook.as_ref().expect("the receiver");
+                receiver.set_down(true);
+                println!("{}: the webhook is down", saga.name);
+                tokio::time::sleep((run_time() / 3).max(Duration::from_secs(10))).await;
+                let index = saga.position("notification", 0);
+                let metrics = saga.workers[index]
+                    .get("/metrics")
+                    .await
+                    .map(|(_, body)| body)
+                    .unwrap_or_default();
+                assert_eq!(
+                    gauge(&metrics, r#"notification_channel_up{channel="webhook"}"#),
+                    Some(0.0),
+                    "notification did not report its channel down"
+                );
+                let receiver = saga.webhook.as_ref().expect("the receiver");
+                receiver.set_down(false);
+                let since = Instant::now();
+                println!("{}: the webhook is back", saga.name);
+                vec![saga.delivered_all(index, since).await]
+            },
+        )
+        .await;
+        rows.push(row);
+    }
+
     assert!(
         !rows.is_empty(),
-        "no scenario ran: FAULT_SCENARIOS={:?} names none of kill, down, rolling, registry, poison, schema, broker",
+        "no scenario ran: FAULT_SCENARIOS={:?} names none of kill, down, rolling, registry, poison, schema, broker, webhook",
         std::env::var("FAULT_SCENARIOS").unwrap_or_default()
     );
     let table = fault_table(&rows);
@@ -1611,6 +1756,17 @@ fn fault_table(rows: &[ScenarioRow]) -> String {
         ));
     }
     table
+}
+
+/// The value of one series of a scrape, named with its labels as exported; `None` if absent.
+fn gauge(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// `worker_consumer_lag_records` summed over a scrape's series; `None` if it has none yet.

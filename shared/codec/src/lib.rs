@@ -16,6 +16,7 @@ pub mod registry;
 pub use codec::{Codec, HEADER_LEN, split_frame};
 pub use error::{DecodeError, EncodeError, RegistryError};
 pub use registry::{
-    RegisteredEvent, RegistrationMode, register, register_catalogue, registry_settings,
+    RegisteredEvent, RegistrationMode, register, register_catalogue, registry_client_builder,
+    registry_settings, registry_settings_with_ca,
 };
 pub use schema_registry_converter::async_impl::schema_registry::SrSettings;

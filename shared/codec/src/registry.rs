@@ -5,6 +5,7 @@
 //! safe on every start and on every instance. Where a cluster's registry refuses writes from
 //! services, [`RegistrationMode::LookupOnly`] finds the ids without registering.
 
+use std::path::Path;
 use std::time::Duration;
 
 use retail_events::{EventDescriptor, catalogue};
@@ -42,6 +43,18 @@ pub fn registry_settings(
     basic_auth: Option<&str>,
     timeout: Duration,
 ) -> Result<SrSettings, RegistryError> {
+    registry_settings_with_ca(url, basic_auth, None, timeout)
+}
+
+/// [`registry_settings`] that also trusts the CA certificates in `ca_file` (PEM), for a
+/// registry whose HTTPS certificate a private CA issued. The system's roots are trusted either
+/// way, and certificates are always verified.
+pub fn registry_settings_with_ca(
+    url: &str,
+    basic_auth: Option<&str>,
+    ca_file: Option<&Path>,
+    timeout: Duration,
+) -> Result<SrSettings, RegistryError> {
     let mut builder = SrSettings::new_builder(url.trim_end_matches('/').to_owned());
     builder.set_timeout(timeout);
     if let Some(credentials) = basic_auth {
@@ -53,9 +66,44 @@ pub fn registry_settings(
                 })?;
         builder.set_basic_authorization(user, Some(password));
     }
-    builder.build().map_err(|error| RegistryError::Settings {
-        reason: error.to_string(),
-    })
+    builder
+        .build_with(registry_client_builder(ca_file)?)
+        .map_err(|error| RegistryError::Settings {
+            reason: error.to_string(),
+        })
+}
+
+/// An HTTP client builder for the registry, trusting the CA certificates in `ca_file` (PEM)
+/// besides the system's roots; for the requests the registry client library does not make.
+pub fn registry_client_builder(
+    ca_file: Option<&Path>,
+) -> Result<reqwest::ClientBuilder, RegistryError> {
+    let builder = reqwest::Client::builder();
+    let Some(path) = ca_file else {
+        return Ok(builder);
+    };
+    let settings = |reason: String| RegistryError::Settings { reason };
+    let pem = std::fs::read(path).map_err(|error| {
+        settings(format!(
+            "cannot read the registry CA file {}: {error}",
+            path.display()
+        ))
+    })?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
+        settings(format!(
+            "the registry CA file {} does not parse as PEM certificates: {error}",
+            path.display()
+        ))
+    })?;
+    if roots.is_empty() {
+        return Err(settings(format!(
+            "the registry CA file {} holds no PEM certificates",
+            path.display()
+        )));
+    }
+    Ok(roots
+        .into_iter()
+        .fold(builder, |builder, root| builder.add_root_certificate(root)))
 }
 
 /// Registers (or looks up) the schema of every event type of the catalogue and returns the ids.

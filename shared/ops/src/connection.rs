@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -42,6 +43,11 @@ pub struct Connection {
     /// Schema registry credentials, user:password (HTTP basic auth). Never printed.
     #[arg(long, env = "SCHEMA_REGISTRY_BASIC_AUTH", hide_env_values = true)]
     pub schema_registry_basic_auth: Option<String>,
+
+    /// PEM file of CA certificates the schema registry's HTTPS certificate may also chain to (a
+    /// private CA); the system's roots are always trusted.
+    #[arg(long, env = "SCHEMA_REGISTRY_CA_FILE")]
+    pub schema_registry_ca_file: Option<PathBuf>,
 
     /// A librdkafka property passed through verbatim, key=value (repeatable, comma-separated),
     /// e.g. for SASL/TLS; applied after the `KAFKA_CONFIG_<NAME>` variables, like the workers.
@@ -86,6 +92,7 @@ impl fmt::Debug for Connection {
                 "schema_registry_basic_auth",
                 &self.schema_registry_basic_auth.as_ref().map(|_| "***"),
             )
+            .field("schema_registry_ca_file", &self.schema_registry_ca_file)
             .field("kafka_config", &self.kafka_config)
             .field("kafka_env_config", &self.kafka_env_config)
             .field("topic_prefix", &self.topic_prefix)
@@ -216,9 +223,10 @@ impl Connection {
                 self.registry_url_shown()
             )));
         }
-        retail_codec::registry_settings(
+        retail_codec::registry_settings_with_ca(
             &self.schema_registry_url,
             self.schema_registry_basic_auth.as_deref(),
+            self.schema_registry_ca_file.as_deref(),
             self.timeout,
         )
         .map_err(|error| OpsError::Usage(error.to_string()))

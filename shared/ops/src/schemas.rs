@@ -234,10 +234,12 @@ pub async fn check(args: &SchemaArgs, out: &mut impl Write) -> Result<(), OpsErr
     let connection = &args.connection;
     let settings = connection.registry_settings()?;
     let existing = connection.registry_subjects(&settings).await?;
-    let client = reqwest::Client::builder()
-        .timeout(connection.timeout)
-        .build()
-        .map_err(|error| OpsError::Usage(format!("HTTP client: {error}")))?;
+    let client =
+        retail_codec::registry_client_builder(connection.schema_registry_ca_file.as_deref())
+            .map_err(|error| OpsError::Usage(error.to_string()))?
+            .timeout(connection.timeout)
+            .build()
+            .map_err(|error| OpsError::Usage(format!("HTTP client: {error}")))?;
     writeln!(
         out,
         "checking {} schemas from {} against {}",

@@ -21,6 +21,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -228,6 +229,11 @@ pub struct RuntimeConfig {
     /// Schema registry credentials, user:password (HTTP basic auth). Never logged.
     #[arg(long, env = "SCHEMA_REGISTRY_BASIC_AUTH", hide_env_values = true)]
     pub schema_registry_basic_auth: Option<String>,
+
+    /// PEM file of CA certificates the schema registry's HTTPS certificate may also chain to (a
+    /// private CA); the system's roots are always trusted.
+    #[arg(long, env = "SCHEMA_REGISTRY_CA_FILE")]
+    pub schema_registry_ca_file: Option<PathBuf>,
 
     /// Consumer group id [default: the worker's name].
     #[arg(long, env = "WORKER_GROUP_ID")]
@@ -795,6 +801,12 @@ impl RuntimeConfig {
             ("bootstrap_servers", self.bootstrap_servers.clone()),
             ("schema_registry_url", redact_url(&self.schema_registry_url)),
             ("schema_registry_basic_auth", basic_auth),
+            (
+                "schema_registry_ca_file",
+                self.schema_registry_ca_file
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), |path| path.display().to_string()),
+            ),
             ("group_id", optional(&self.group_id)),
             ("instance_id", optional(&self.instance_id)),
             ("guarantee", self.guarantee.to_string()),
@@ -948,6 +960,7 @@ mod tests {
             ("bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS"),
             ("schema-registry-url", "SCHEMA_REGISTRY_URL"),
             ("schema-registry-basic-auth", "SCHEMA_REGISTRY_BASIC_AUTH"),
+            ("schema-registry-ca-file", "SCHEMA_REGISTRY_CA_FILE"),
             ("group-id", "WORKER_GROUP_ID"),
             ("instance-id", "WORKER_INSTANCE_ID"),
             ("guarantee", "WORKER_GUARANTEE"),

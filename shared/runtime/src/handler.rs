@@ -181,6 +181,17 @@ impl<'a> Context<'a> {
         Envelope::caused_by::<E>(self.input, discriminator, self.worker, self.now)
     }
 
+    /// Like [`Context::envelope_for`], but caused by `cause` rather than the input: for a
+    /// timer acting on behalf of several earlier events (kept in the state), so each output
+    /// has the id and cause it would have had if handled when its event arrived.
+    pub fn envelope_caused_by<E: EventType>(
+        &self,
+        cause: &Envelope,
+        discriminator: &str,
+    ) -> Envelope {
+        Envelope::caused_by::<E>(cause, discriminator, self.worker, self.now)
+    }
+
     /// Emits an event. It is written to its type's topic, keyed by its key.
     pub fn emit(&mut self, event: impl Into<Event>) {
         self.outputs.push(event.into());

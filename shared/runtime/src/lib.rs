@@ -40,7 +40,7 @@ pub mod transaction;
 use std::sync::Arc;
 use std::time::Duration;
 
-use retail_codec::{Codec, RegistrationMode, RegistryError, registry_settings};
+use retail_codec::{Codec, RegistrationMode, RegistryError, registry_settings_with_ca};
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Guarantee, RuntimeConfig};
@@ -235,9 +235,10 @@ async fn connect_codec(
     config: &RuntimeConfig,
     shutdown: &CancellationToken,
 ) -> Result<Option<Arc<Codec>>, RuntimeError> {
-    let settings = registry_settings(
+    let settings = registry_settings_with_ca(
         &config.schema_registry_url,
         config.schema_registry_basic_auth.as_deref(),
+        config.schema_registry_ca_file.as_deref(),
         Duration::from_secs(10),
     )?;
     // The registry may come up after the workers: wait for it as long as it takes, with jitter

@@ -51,6 +51,11 @@ pub struct Config {
     #[arg(long, env = "SCHEMA_REGISTRY_BASIC_AUTH", hide_env_values = true)]
     pub schema_registry_basic_auth: Option<String>,
 
+    /// PEM file of CA certificates the schema registry's HTTPS certificate may also chain to (a
+    /// private CA); the system's roots are always trusted.
+    #[arg(long, env = "SCHEMA_REGISTRY_CA_FILE")]
+    pub schema_registry_ca_file: Option<PathBuf>,
+
     /// Prefix of the catalogue topic names, e.g. `staging.`; empty for none.
     #[arg(long, env = "WORKER_TOPIC_PREFIX", default_value = "")]
     pub topic_prefix: String,
@@ -385,6 +390,14 @@ impl Config {
                         .map(|_| "***".to_owned()),
                 ),
             ),
+            (
+                "schema_registry_ca_file",
+                optional(
+                    self.schema_registry_ca_file
+                        .as_ref()
+                        .map(|path| path.display().to_string()),
+                ),
+            ),
             ("topic_prefix", self.topic_prefix.clone()),
             ("create_topics", self.create_topics.to_string()),
             ("topic_partitions", self.topic_partitions.to_string()),
@@ -484,6 +497,7 @@ mod tests {
             ("bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS"),
             ("schema-registry-url", "SCHEMA_REGISTRY_URL"),
             ("schema-registry-basic-auth", "SCHEMA_REGISTRY_BASIC_AUTH"),
+            ("schema-registry-ca-file", "SCHEMA_REGISTRY_CA_FILE"),
             ("topic-prefix", "WORKER_TOPIC_PREFIX"),
             ("create-topics", "WORKER_CREATE_TOPICS"),
             ("topic-partitions", "WORKER_TOPIC_PARTITIONS"),

@@ -22,7 +22,9 @@ use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-use retail_codec::{Codec, EncodeError, RegistrationMode, RegistryError, registry_settings};
+use retail_codec::{
+    Codec, EncodeError, RegistrationMode, RegistryError, registry_settings_with_ca,
+};
 
 use crate::upgrade::{OrderPlacedV2, UpgradeError};
 use retail_events::{Event, Timestamp, Topic};
@@ -174,9 +176,10 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<Summary
 
     let upgraded = match config.order_schema_v2_from {
         Some(from) => {
-            let settings = registry_settings(
+            let settings = registry_settings_with_ca(
                 &config.schema_registry_url,
                 config.schema_registry_basic_auth.as_deref(),
+                config.schema_registry_ca_file.as_deref(),
                 REGISTRY_TIMEOUT,
             )?;
             Some((from, OrderPlacedV2::register(&settings).await?))
@@ -326,9 +329,10 @@ async fn connect_codec(
     config: &Config,
     shutdown: &CancellationToken,
 ) -> Result<Option<Arc<Codec>>, SimulatorError> {
-    let settings = registry_settings(
+    let settings = registry_settings_with_ca(
         &config.schema_registry_url,
         config.schema_registry_basic_auth.as_deref(),
+        config.schema_registry_ca_file.as_deref(),
         REGISTRY_TIMEOUT,
     )?;
     let deadline = Instant::now() + STARTUP_TIMEOUT;

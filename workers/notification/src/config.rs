@@ -138,6 +138,28 @@ pub struct NotificationArgs {
     )]
     pub contact_timeout: Duration,
 
+    /// How long a message the channel could not deliver (every attempt timed out, could not
+    /// connect or got 5xx) waits before it is tried again; for as long, new messages wait
+    /// without trying the channel. Messages wait in the state, so the worker goes on with
+    /// other orders meanwhile.
+    #[arg(
+        long,
+        env = "NOTIFICATION_REDELIVERY_INTERVAL",
+        default_value = "30s",
+        value_parser = humantime::parse_duration,
+    )]
+    pub redelivery_interval: Duration,
+
+    /// How long after its first failed delivery a message is still tried again; after that it
+    /// is given up as NotificationFailed.
+    #[arg(
+        long,
+        env = "NOTIFICATION_GIVE_UP_AFTER",
+        default_value = "24h",
+        value_parser = humantime::parse_duration,
+    )]
+    pub give_up_after: Duration,
+
     /// How long an order is remembered once its shipment or cancellation message is settled;
     /// until then late and replayed events about it send nothing. Must exceed the contact
     /// timeout.
@@ -157,6 +179,14 @@ pub enum ConfigError {
         "--order-retention (NOTIFICATION_ORDER_RETENTION) must exceed --contact-timeout (NOTIFICATION_CONTACT_TIMEOUT)"
     )]
     RetentionBelowContactTimeout,
+    #[error(
+        "--redelivery-interval (NOTIFICATION_REDELIVERY_INTERVAL) must be above 0 and below --give-up-after (NOTIFICATION_GIVE_UP_AFTER)"
+    )]
+    RedeliveryInterval,
+    #[error(
+        "--order-retention (NOTIFICATION_ORDER_RETENTION) must exceed --give-up-after (NOTIFICATION_GIVE_UP_AFTER)"
+    )]
+    RetentionBelowGiveUp,
     /// The webhook channel needs somewhere to post.
     #[error("--channel webhook needs --webhook-url (NOTIFICATION_WEBHOOK_URL)")]
     MissingWebhookUrl,
@@ -349,6 +379,12 @@ impl NotificationArgs {
         if self.order_retention <= self.contact_timeout {
             return Err(ConfigError::RetentionBelowContactTimeout);
         }
+        if self.redelivery_interval.is_zero() || self.redelivery_interval >= self.give_up_after {
+            return Err(ConfigError::RedeliveryInterval);
+        }
+        if self.order_retention <= self.give_up_after {
+            return Err(ConfigError::RetentionBelowGiveUp);
+        }
         let templates = Templates::load(self.templates_dir.as_deref())?;
         let channel: Box<dyn Channel> = match self.channel {
             ChannelArg::Log => Box::new(LogChannel),
@@ -368,11 +404,14 @@ impl NotificationArgs {
             webhook_max_attempts = self.webhook_max_attempts,
             templates_overridden = ?templates.overridden(),
             contact_timeout = %humantime::format_duration(self.contact_timeout),
+            redelivery_interval = %humantime::format_duration(self.redelivery_interval),
+            give_up_after = %humantime::format_duration(self.give_up_after),
             "notification settings"
         );
         Ok(
             NotificationHandler::new(templates, channel, self.contact_timeout)
-                .with_retention(self.order_retention),
+                .with_retention(self.order_retention)
+                .with_redelivery(self.redelivery_interval, self.give_up_after),
         )
     }
 

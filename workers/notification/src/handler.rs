@@ -12,34 +12,57 @@
 //! - A kind that is settled (sent, or failed for good) or already waiting is never handled
 //!   again: duplicates and replays send nothing.
 //!
+//! When the channel fails in a way that may pass (the webhook timed out, refused the
+//! connection or answered 5xx through all its attempts), the message waits in the state for
+//! the channel to come back, and a timer tries it again every `--redelivery-interval`. The
+//! partition is not held up: the input is done, and the next orders are handled. Meanwhile the
+//! channel counts as down, so new messages wait without trying it (one delivery's attempts per
+//! interval, not one per message), and an order's later messages wait behind its earlier
+//! ones, so each customer gets them in order. A message still undelivered `--give-up-after`
+//! its first failure is given up.
+//!
 //! Every delivery ends in exactly one event: `NotificationSent`, or `NotificationFailed` with
-//! the attempts made and the reason. The events' ids derive from the input's id and the kind.
+//! the attempts made and the reason. The events' ids derive from the id of the event that
+//! called for the message and the kind, also when it is delivered later by the timer.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use retail_events::notification::{NotificationFailed, NotificationKind, NotificationSent};
 use retail_events::storefront::OrderPlaced;
-use retail_events::{Event, Timestamp, Topic};
+use retail_events::{Envelope, Event, Timestamp, Topic};
 use retail_runtime::{Context, Handler, HandlerError, Timer};
 
 use retail_events::notification::NotificationChannel;
-use retail_runtime::telemetry::{HISTOGRAM, MetricInfo};
+use retail_runtime::telemetry::{GAUGE, HISTOGRAM, MetricInfo};
 
 use crate::channel::Channel;
 use crate::message::{Message, Recipient, kind_name, notification_id};
-use crate::state::{Deadline, Details, OrderNotifications, Outcome, Pending, PlacedOrder};
+use crate::state::{
+    Deadline, Details, OrderNotifications, Outcome, Pending, PlacedOrder, Redelivery,
+};
 use crate::templates::{Templates, View};
 
 /// Time one delivery took through the channel, retries included, by channel and outcome.
 const DELIVERY_DURATION: &str = "notification_delivery_duration_seconds";
+/// Whether the channel delivered the last message it was given (1) or is down (0).
+const CHANNEL_UP: &str = "notification_channel_up";
 
 /// The notification worker's own metrics, beside the runtime's.
-pub const METRICS: &[MetricInfo] = &[MetricInfo {
-    name: DELIVERY_DURATION,
-    kind: HISTOGRAM,
-    labels: &["channel", "outcome"],
-    description: "Time one message took to deliver through its channel (webhook retries and back-off included), by channel (log, file, webhook) and outcome (sent, failed). Slow or failing webhook deliveries hold up the worker's partition.",
-}];
+pub const METRICS: &[MetricInfo] = &[
+    MetricInfo {
+        name: DELIVERY_DURATION,
+        kind: HISTOGRAM,
+        labels: &["channel", "outcome"],
+        description: "Time one message took to deliver through its channel (webhook attempts and back-off included), by channel (log, file, webhook) and outcome: sent, failed (given up for good), or deferred (every attempt failed in a way that may pass; the message waits for redelivery).",
+    },
+    MetricInfo {
+        name: CHANNEL_UP,
+        kind: GAUGE,
+        labels: &["channel"],
+        description: "1 while the channel delivers, 0 once a delivery's every attempt failed in a way that may pass (timeouts, refused connections, 5xx) until one goes through again. While 0, messages wait in the state for redelivery (worker_open_items counts their orders) and are given up after --give-up-after.",
+    },
+];
 
 /// The `channel` label: the Avro enum symbol in lower case.
 fn channel_label(channel: NotificationChannel) -> &'static str {
@@ -62,6 +85,15 @@ pub struct NotificationHandler {
     contact_timeout: Duration,
     /// How long an order is remembered once its last message is settled.
     retention: Duration,
+    /// How long a message the channel could not deliver waits before the next try, and how
+    /// long the channel counts as down after such a failure.
+    redelivery_interval: Duration,
+    /// How long after its first failure a message is still tried again.
+    give_up_after: Duration,
+    /// Until when the channel counts as down: new messages wait without trying it.
+    channel_down_until: Mutex<Option<Timestamp>>,
+    /// The wall clock, which paces redelivery (tests stop it at 0, leaving the handler's clock).
+    wall_clock: fn() -> Timestamp,
 }
 
 /// Why a message was not delivered: the channel gave up, or it never got that far (no usable
@@ -75,6 +107,10 @@ struct NotDelivered {
 
 /// How long a finished order is remembered unless configured otherwise.
 const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Redelivery pace unless configured otherwise.
+const DEFAULT_REDELIVERY_INTERVAL: Duration = Duration::from_secs(30);
+/// How long messages are tried again unless configured otherwise.
+const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 impl NotificationHandler {
     /// A handler rendering with `templates`, delivering through `channel`, and giving up on a
@@ -85,6 +121,10 @@ impl NotificationHandler {
             channel,
             contact_timeout,
             retention: DEFAULT_RETENTION,
+            redelivery_interval: DEFAULT_REDELIVERY_INTERVAL,
+            give_up_after: DEFAULT_GIVE_UP_AFTER,
+            channel_down_until: Mutex::new(None),
+            wall_clock: Timestamp::now,
         }
     }
 
@@ -97,15 +137,47 @@ impl NotificationHandler {
         self
     }
 
+    /// The same handler trying a message the channel could not deliver again every
+    /// `interval` (default 30 s), and giving it up `give_up_after` (default 24 h) after its
+    /// first failure.
+    #[must_use]
+    pub fn with_redelivery(mut self, interval: Duration, give_up_after: Duration) -> Self {
+        self.redelivery_interval = interval;
+        self.give_up_after = give_up_after;
+        self
+    }
+
+    /// The time redelivery is paced by: the wall clock, or the handler's clock when that is
+    /// later. Timers fire on the wall clock, and a backlog's inputs carry old timestamps: a
+    /// next try computed from those would be due at once, over and over.
+    fn pace_clock(&self, context: &Context<'_>) -> Timestamp {
+        context.now().max((self.wall_clock)())
+    }
+
+    /// Whether the channel counts as down at `now`.
+    fn channel_down(&self, now: Timestamp) -> bool {
+        self.channel_down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|until| until > now)
+    }
+
+    /// Records whether the channel just delivered; down, it counts as down until `until`.
+    fn set_channel(&self, down_until: Option<Timestamp>) {
+        *self
+            .channel_down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = down_until;
+        metrics::gauge!(CHANNEL_UP, "channel" => channel_label(self.channel.kind()))
+            .set(if down_until.is_some() { 0.0 } else { 1.0 });
+    }
+
     /// Starts the retention period once the order's last message is settled.
-    fn schedule_forget(&self, state: &mut Option<OrderNotifications>, context: &Context<'_>) {
-        let Some(notifications) = state.as_mut() else {
-            return;
-        };
+    fn schedule_forget(&self, notifications: &mut OrderNotifications, context: &Context<'_>) {
         let finished = notifications.is_settled(NotificationKind::OrderShipped)
             || notifications.is_settled(NotificationKind::OrderCancelled);
         if finished && notifications.forget.is_none() {
-            notifications.forget = Some(crate::state::Deadline {
+            notifications.forget = Some(Deadline {
                 due: context.now().plus(self.retention),
                 cause: context.input().clone(),
             });
@@ -127,10 +199,19 @@ impl NotificationHandler {
         notifications.order = Some(order.clone());
         notifications.deadline = None;
         let waiting = std::mem::take(&mut notifications.pending);
+        let cause = context.input().clone();
         for details in std::iter::once(Details::OrderConfirmed)
             .chain(waiting.into_iter().map(|pending| pending.details))
         {
-            self.notify(&placed.order_id, &order, &details, notifications, context);
+            self.notify(
+                &placed.order_id,
+                &order,
+                &details,
+                &cause,
+                None,
+                notifications,
+                context,
+            );
         }
     }
 
@@ -144,7 +225,10 @@ impl NotificationHandler {
         context: &mut Context<'_>,
     ) {
         let kind = details.kind();
-        if notifications.is_settled(kind) || notifications.is_pending(kind) {
+        if notifications.is_settled(kind)
+            || notifications.is_pending(kind)
+            || notifications.is_waiting(kind)
+        {
             tracing::debug!(
                 order_id,
                 kind = kind_name(kind),
@@ -153,7 +237,16 @@ impl NotificationHandler {
             return;
         }
         if let Some(order) = notifications.order.clone() {
-            self.notify(order_id, &order, &details, notifications, context);
+            let cause = context.input().clone();
+            self.notify(
+                order_id,
+                &order,
+                &details,
+                &cause,
+                None,
+                notifications,
+                context,
+            );
             return;
         }
         tracing::debug!(
@@ -174,12 +267,21 @@ impl NotificationHandler {
         }
     }
 
-    /// Renders and delivers one message, emits the outcome, and settles the kind.
+    /// Renders and delivers one message, emits the outcome, and records it; or, when the
+    /// channel is down or fails in a way that may pass, leaves the message waiting for
+    /// redelivery. `cause` is the event that called for the message; `earlier` what previous
+    /// tries of it ran into.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the message's parts, the order's state and the context, all needed"
+    )]
     fn notify(
         &self,
         order_id: &str,
         order: &PlacedOrder,
         details: &Details,
+        cause: &Envelope,
+        earlier: Option<&Redelivery>,
         notifications: &mut OrderNotifications,
         context: &mut Context<'_>,
     ) {
@@ -188,30 +290,73 @@ impl NotificationHandler {
             return;
         }
         let id = notification_id(order_id, kind);
-        let outcome = self
-            .message(order_id, &id, order, details)
-            .and_then(|message| {
-                let started = std::time::Instant::now();
-                let delivery = self.channel.deliver(&message);
-                metrics::histogram!(
-                    DELIVERY_DURATION,
-                    "channel" => channel_label(self.channel.kind()),
-                    "outcome" => if delivery.result.is_ok() { "sent" } else { "failed" },
-                )
-                .record(started.elapsed().as_secs_f64());
-                match delivery.result {
-                    Ok(()) => Ok(delivery.attempts),
-                    Err(error) => Err(NotDelivered {
-                        attempts: delivery.attempts,
-                        error: error.to_string(),
-                    }),
-                }
-            });
-        match outcome {
-            Ok(attempts) => {
+        let message = match self.message(order_id, &id, order, details) {
+            Ok(message) => message,
+            Err(failure) => {
+                let failure = NotDelivered {
+                    attempts: earlier.map_or(0, |earlier| earlier.attempts),
+                    ..failure
+                };
+                self.fail(
+                    order_id,
+                    &order.customer_id,
+                    kind,
+                    cause,
+                    failure,
+                    notifications,
+                    context,
+                );
+                return;
+            }
+        };
+        let attempts_before = earlier.map_or(0, |earlier| earlier.attempts);
+        let since = earlier.map_or(context.now(), |earlier| earlier.since);
+        let pace = self.pace_clock(context);
+        let waiting_behind = notifications.waits_before(kind);
+        if waiting_behind || self.channel_down(pace) {
+            let reason = if waiting_behind {
+                "waiting behind the order's earlier message"
+            } else {
+                "not tried: the channel is down"
+            };
+            let last_error = earlier.map_or_else(|| reason.to_owned(), |e| e.last_error.clone());
+            self.wait_or_give_up(
+                order_id,
+                &order.customer_id,
+                Redelivery {
+                    details: details.clone(),
+                    cause: cause.clone(),
+                    attempts: attempts_before,
+                    since,
+                    next: pace.plus(self.redelivery_interval),
+                    last_error,
+                },
+                notifications,
+                context,
+            );
+            return;
+        }
+        let started = std::time::Instant::now();
+        let delivery = self.channel.deliver(&message);
+        let attempts = attempts_before.saturating_add(delivery.attempts);
+        let outcome = match &delivery.result {
+            Ok(()) => "sent",
+            Err(error) if error.may_pass() => "deferred",
+            Err(_) => "failed",
+        };
+        metrics::histogram!(
+            DELIVERY_DURATION,
+            "channel" => channel_label(self.channel.kind()),
+            "outcome" => outcome,
+        )
+        .record(started.elapsed().as_secs_f64());
+        match delivery.result {
+            Ok(()) => {
+                self.set_channel(None);
                 tracing::info!(order_id, kind = kind_name(kind), notification_id = %id, attempts, "notification sent");
                 context.emit(NotificationSent {
-                    envelope: context.envelope_for::<NotificationSent>(kind_name(kind)),
+                    envelope: context
+                        .envelope_caused_by::<NotificationSent>(cause, kind_name(kind)),
                     order_id: order_id.to_owned(),
                     customer_id: order.customer_id.clone(),
                     notification_id: id,
@@ -221,17 +366,75 @@ impl NotificationHandler {
                 });
                 notifications.settle(kind, Outcome::Sent);
             }
-            Err(failure) => {
+            Err(error) if error.may_pass() => {
+                let down_until = self.pace_clock(context).plus(self.redelivery_interval);
+                self.set_channel(Some(down_until));
+                tracing::warn!(order_id, kind = kind_name(kind), notification_id = %id, attempts, %error, retry_in = %humantime::format_duration(self.redelivery_interval), "notification not delivered; the channel looks down, the message waits");
+                self.wait_or_give_up(
+                    order_id,
+                    &order.customer_id,
+                    Redelivery {
+                        details: details.clone(),
+                        cause: cause.clone(),
+                        attempts,
+                        since,
+                        next: down_until,
+                        last_error: error.to_string(),
+                    },
+                    notifications,
+                    context,
+                );
+            }
+            Err(error) => {
                 self.fail(
                     order_id,
                     &order.customer_id,
                     kind,
-                    failure,
+                    cause,
+                    NotDelivered {
+                        attempts,
+                        error: error.to_string(),
+                    },
                     notifications,
                     context,
                 );
             }
         }
+    }
+
+    /// Leaves a message waiting for redelivery, unless it has been failing for
+    /// `--give-up-after`: then it is given up.
+    fn wait_or_give_up(
+        &self,
+        order_id: &str,
+        customer_id: &str,
+        redelivery: Redelivery,
+        notifications: &mut OrderNotifications,
+        context: &mut Context<'_>,
+    ) {
+        let kind = redelivery.details.kind();
+        if redelivery.since.plus(self.give_up_after) <= context.now() {
+            let error = format!(
+                "gave up after {} of redelivery and {} attempts; the last: {}",
+                humantime::format_duration(self.give_up_after),
+                redelivery.attempts,
+                redelivery.last_error
+            );
+            self.fail(
+                order_id,
+                customer_id,
+                kind,
+                &redelivery.cause,
+                NotDelivered {
+                    attempts: redelivery.attempts,
+                    error,
+                },
+                notifications,
+                context,
+            );
+            return;
+        }
+        notifications.settle(kind, Outcome::Waiting(Box::new(redelivery)));
     }
 
     /// The rendered message, or why there is none to send.
@@ -270,11 +473,16 @@ impl NotificationHandler {
     }
 
     /// Emits `NotificationFailed` for `kind` and settles it: it is not tried again.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the failure's parts, the order's state and the context, all needed"
+    )]
     fn fail(
         &self,
         order_id: &str,
         customer_id: &str,
         kind: NotificationKind,
+        cause: &Envelope,
         failure: NotDelivered,
         notifications: &mut OrderNotifications,
         context: &mut Context<'_>,
@@ -282,7 +490,7 @@ impl NotificationHandler {
         let id = notification_id(order_id, kind);
         tracing::warn!(order_id, kind = kind_name(kind), notification_id = %id, attempts = failure.attempts, error = %failure.error, "notification failed");
         context.emit(NotificationFailed {
-            envelope: context.envelope_for::<NotificationFailed>(kind_name(kind)),
+            envelope: context.envelope_caused_by::<NotificationFailed>(cause, kind_name(kind)),
             order_id: order_id.to_owned(),
             customer_id: customer_id.to_owned(),
             notification_id: id,
@@ -292,6 +500,85 @@ impl NotificationHandler {
             error: failure.error,
         });
         notifications.settle(kind, Outcome::Failed);
+    }
+
+    /// The contact did not come in time: every message waiting for it is given up.
+    fn give_up_pending(
+        &self,
+        key: &str,
+        notifications: &mut OrderNotifications,
+        context: &mut Context<'_>,
+    ) {
+        notifications.deadline = None;
+        let waiting = std::mem::take(&mut notifications.pending);
+        let cause = context.input().clone();
+        if let Some(order) = notifications.order.clone() {
+            // Not reachable (the contact's arrival delivers and clears the waiting messages),
+            // but if it were, delivering beats giving up.
+            for pending in waiting {
+                self.notify(
+                    key,
+                    &order,
+                    &pending.details,
+                    &cause,
+                    None,
+                    notifications,
+                    context,
+                );
+            }
+            return;
+        }
+        let error = format!(
+            "the customer's contact is unknown: no OrderPlaced for order {key} arrived within {}",
+            humantime::format_duration(self.contact_timeout)
+        );
+        for pending in waiting {
+            self.fail(
+                key,
+                pending.customer_id.as_deref().unwrap_or_default(),
+                pending.details.kind(),
+                &cause,
+                NotDelivered {
+                    attempts: 0,
+                    error: error.clone(),
+                },
+                notifications,
+                context,
+            );
+        }
+    }
+
+    /// Tries the messages waiting for the channel again, in order, until one still cannot go.
+    fn redeliver(
+        &self,
+        key: &str,
+        notifications: &mut OrderNotifications,
+        context: &mut Context<'_>,
+    ) {
+        let waiting: Vec<(NotificationKind, Redelivery)> = notifications
+            .waiting()
+            .map(|(kind, redelivery)| (kind, redelivery.clone()))
+            .collect();
+        let Some(order) = notifications.order.clone() else {
+            // Not reachable: a message only waits for the channel once it has an address.
+            return;
+        };
+        for (kind, redelivery) in waiting {
+            self.notify(
+                key,
+                &order,
+                &redelivery.details,
+                &redelivery.cause,
+                Some(&redelivery),
+                notifications,
+                context,
+            );
+            if notifications.is_waiting(kind) {
+                // The rest keep waiting behind it; their next try follows its.
+                break;
+            }
+        }
+        self.schedule_forget(notifications, context);
     }
 }
 
@@ -327,7 +614,7 @@ impl Handler for NotificationHandler {
             Event::OrderPlaced(placed) => {
                 let notifications = state.get_or_insert_with(OrderNotifications::default);
                 self.on_order_placed(placed, notifications, context);
-                self.schedule_forget(state, context);
+                self.schedule_forget(notifications, context);
                 return Ok(());
             }
             Event::PaymentFailed(failed) => (
@@ -361,35 +648,56 @@ impl Handler for NotificationHandler {
         };
         let notifications = state.get_or_insert_with(OrderNotifications::default);
         self.on_notifiable(order_id, customer_id, details, notifications, context);
-        self.schedule_forget(state, context);
+        self.schedule_forget(notifications, context);
         Ok(())
     }
 
-    /// Open while messages wait for the order's contact: since the first of them arrived.
     fn metrics(&self) -> &'static [MetricInfo] {
         METRICS
     }
 
+    /// Open while messages wait for the order's contact or for the channel: since the first of
+    /// them began waiting.
     fn open_since(&self, state: &OrderNotifications) -> Option<Timestamp> {
-        state
+        let for_contact = state
             .deadline
             .as_ref()
             .filter(|_| !state.pending.is_empty())
-            .map(|deadline| deadline.due.minus(self.contact_timeout))
+            .map(|deadline| deadline.due.minus(self.contact_timeout));
+        let for_channel = state
+            .waiting()
+            .map(|(_, redelivery)| redelivery.since)
+            .min();
+        for_contact.into_iter().chain(for_channel).min()
     }
 
+    /// The earliest of: the contact's deadline, the next redelivery, forgetting the order
+    /// (only once nothing waits any more).
     fn timer(&self, state: &OrderNotifications) -> Option<Timer> {
-        state
-            .deadline
+        let contact = state.deadline.as_ref().map(|deadline| Timer {
+            due: deadline.due,
+            cause: deadline.cause.clone(),
+        });
+        let redelivery = state.next_redelivery().map(|redelivery| Timer {
+            due: redelivery.next,
+            cause: redelivery.cause.clone(),
+        });
+        let forget = state
+            .forget
             .as_ref()
-            .or(state.forget.as_ref())
+            .filter(|_| state.deadline.is_none() && state.next_redelivery().is_none())
             .map(|deadline| Timer {
                 due: deadline.due,
                 cause: deadline.cause.clone(),
-            })
+            });
+        [contact, redelivery, forget]
+            .into_iter()
+            .flatten()
+            .min_by_key(|timer| timer.due)
     }
 
-    /// The contact did not come in time: every waiting message is given up.
+    /// Whatever is due: messages waiting for a contact that did not come are given up,
+    /// messages waiting for the channel are tried again, a finished order is forgotten.
     fn on_timer(
         &self,
         key: &str,
@@ -399,39 +707,31 @@ impl Handler for NotificationHandler {
         let Some(notifications) = state.as_mut() else {
             return Ok(());
         };
-        if notifications.deadline.is_none() {
+        let now = context.now();
+        if notifications
+            .deadline
+            .as_ref()
+            .is_some_and(|deadline| deadline.due <= now)
+        {
+            self.give_up_pending(key, notifications, context);
+        }
+        if notifications
+            .next_redelivery()
+            .is_some_and(|redelivery| redelivery.next <= now)
+        {
+            self.redeliver(key, notifications, context);
+        }
+        self.schedule_forget(notifications, context);
+        let forget_due = notifications
+            .forget
+            .as_ref()
+            .is_some_and(|forget| forget.due <= now);
+        if forget_due
+            && notifications.deadline.is_none()
+            && notifications.next_redelivery().is_none()
+        {
             // The retention of a finished order is over.
-            if notifications.forget.is_some() {
-                *state = None;
-            }
-            return Ok(());
-        }
-        notifications.deadline = None;
-        let waiting = std::mem::take(&mut notifications.pending);
-        if let Some(order) = notifications.order.clone() {
-            // Not reachable (the contact's arrival delivers and clears the waiting messages),
-            // but if it were, delivering beats giving up.
-            for pending in waiting {
-                self.notify(key, &order, &pending.details, notifications, context);
-            }
-            return Ok(());
-        }
-        let error = format!(
-            "the customer's contact is unknown: no OrderPlaced for order {key} arrived within {}",
-            humantime::format_duration(self.contact_timeout)
-        );
-        for pending in waiting {
-            self.fail(
-                key,
-                pending.customer_id.as_deref().unwrap_or_default(),
-                pending.details.kind(),
-                NotDelivered {
-                    attempts: 0,
-                    error: error.clone(),
-                },
-                notifications,
-                context,
-            );
+            *state = None;
         }
         Ok(())
     }
@@ -453,19 +753,24 @@ mod tests {
 
     use super::*;
     use crate::channel::fake::FakeChannel;
-    use crate::state::Settled;
+    use crate::state::{KindOutcome, Redelivery};
 
     const ORDER: &str = "order-1";
     const START: i64 = 1_700_000_000_000_000;
     const TEN_MINUTES: Duration = Duration::from_secs(600);
+    const MINUTE: Duration = Duration::from_secs(60);
+    const HOUR: Duration = Duration::from_secs(3600);
 
     fn handler() -> (NotificationHandler, FakeChannel) {
         let channel = FakeChannel::default();
-        let handler = NotificationHandler::new(
+        let mut handler = NotificationHandler::new(
             Templates::builtin().expect("built-in templates"),
             Box::new(channel.clone()),
             TEN_MINUTES,
-        );
+        )
+        .with_redelivery(MINUTE, HOUR);
+        // The wall clock stopped at 0: redelivery is paced by the inputs' times alone.
+        handler.wall_clock = || Timestamp::from_micros(0);
         (handler, channel)
     }
 
@@ -703,7 +1008,7 @@ mod tests {
             );
         }
         assert_eq!(channel.delivered().len(), 4);
-        let settled = state.expect("state").settled;
+        let settled = state.expect("state").outcomes;
         assert!(
             settled
                 .iter()
@@ -850,15 +1155,19 @@ mod tests {
         );
         assert!(channel.delivered().is_empty());
         let after = state.clone().expect("state");
-        assert_eq!(handler.timer(&after), None);
         assert_eq!(
-            after.settled,
+            handler.timer(&after).map(|timer| timer.due),
+            Some(Timestamp::from_micros(START + 600_000_000).plus(DEFAULT_RETENTION)),
+            "the order is forgotten once its cancellation is settled"
+        );
+        assert_eq!(
+            after.outcomes,
             [
-                Settled {
+                KindOutcome {
                     kind: NotificationKind::OrderCancelled,
                     outcome: Outcome::Failed
                 },
-                Settled {
+                KindOutcome {
                     kind: NotificationKind::PaymentFailed,
                     outcome: Outcome::Failed
                 },
@@ -886,20 +1195,20 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_delivery_is_reported_and_never_retried() {
+    fn a_refused_delivery_is_reported_and_never_retried() {
         let (handler, channel) = handler();
-        channel.fail(NotificationKind::OrderShipped, 3);
+        channel.refuse(NotificationKind::OrderShipped);
         let mut state = None;
         handle(&handler, &placed(1), &mut state, 0);
         let outputs = handle(&handler, &shipped(4), &mut state, 10);
         let [failure] = failed(&outputs).try_into().expect("one NotificationFailed");
         assert_eq!(failure.kind, NotificationKind::OrderShipped);
-        assert_eq!(failure.attempts, 3);
+        assert_eq!(failure.attempts, 1);
         assert_eq!(failure.customer_id, "customer-1");
         assert_eq!(failure.channel, NotificationChannel::Webhook);
         assert_eq!(
             failure.error,
-            "gave up after 3 attempts; the last failed with: HTTP 503"
+            "the webhook refused the message with HTTP 400; not retried"
         );
         assert_eq!(
             failure.envelope.event_id,
@@ -909,16 +1218,195 @@ mod tests {
                 "ORDER_SHIPPED"
             )
         );
-        assert!(state.as_ref().expect("state").settled.contains(&Settled {
-            kind: NotificationKind::OrderShipped,
-            outcome: Outcome::Failed
-        }));
+        assert!(
+            state
+                .as_ref()
+                .expect("state")
+                .outcomes
+                .contains(&KindOutcome {
+                    kind: NotificationKind::OrderShipped,
+                    outcome: Outcome::Failed
+                })
+        );
         assert!(handle(&handler, &shipped(4), &mut state, 20).is_empty());
         assert!(handle(&handler, &shipped(5), &mut state, 30).is_empty());
         assert_eq!(
             channel.delivered().len(),
             2,
             "one confirmation, one shipping attempt"
+        );
+    }
+
+    /// The state's one redelivery, with its kind.
+    fn waiting(state: &Option<OrderNotifications>) -> Vec<(NotificationKind, Redelivery)> {
+        state
+            .as_ref()
+            .expect("state")
+            .waiting()
+            .map(|(kind, redelivery)| (kind, redelivery.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_delivery_that_may_pass_waits_and_is_sent_once_the_channel_is_back() {
+        let (handler, channel) = handler();
+        let mut state = None;
+        handle(&handler, &placed(1), &mut state, 0);
+        channel.fail(NotificationKind::OrderShipped, 3);
+        assert!(
+            handle(&handler, &shipped(4), &mut state, 10).is_empty(),
+            "nothing is emitted while the message waits"
+        );
+        let [(kind, redelivery)] = waiting(&state).try_into().expect("one waiting");
+        assert_eq!(kind, NotificationKind::OrderShipped);
+        assert_eq!(redelivery.attempts, 3);
+        assert_eq!(redelivery.since, Timestamp::from_micros(START + 10));
+        assert_eq!(
+            redelivery.next,
+            Timestamp::from_micros(START + 10).plus(MINUTE)
+        );
+        assert_eq!(
+            redelivery.last_error,
+            "gave up after 3 attempts; the last failed with: HTTP 503"
+        );
+        let after = state.clone().expect("state");
+        assert_eq!(
+            handler.timer(&after),
+            Some(Timer {
+                due: redelivery.next,
+                cause: shipped(4).envelope().clone()
+            })
+        );
+        assert_eq!(handler.open_since(&after), Some(redelivery.since));
+
+        // A replayed ShipmentCreated neither sends nor waits twice.
+        assert!(handle(&handler, &shipped(4), &mut state, 20).is_empty());
+        assert_eq!(channel.delivered().len(), 2);
+
+        // Still down at the next try: it waits another interval.
+        assert!(fire(&handler, &mut state).is_empty());
+        let [(_, again)] = waiting(&state).try_into().expect("still waiting");
+        assert_eq!(again.attempts, 6);
+        assert_eq!(again.next, redelivery.next.plus(MINUTE));
+        assert_eq!(again.since, redelivery.since);
+
+        // Back: sent with every attempt counted, under the id it would have had at once.
+        channel.recover();
+        let before = state.clone();
+        let outputs = fire(&handler, &mut state);
+        let [Event::NotificationSent(sent)] = outputs.as_slice() else {
+            panic!("one NotificationSent expected, got {outputs:?}");
+        };
+        assert_eq!(sent.kind, NotificationKind::OrderShipped);
+        assert_eq!(sent.attempts, 7);
+        assert_eq!(
+            sent.envelope.event_id,
+            EventId::derived(
+                EventId::from_u128(4),
+                NotificationSent::NAME,
+                "ORDER_SHIPPED"
+            )
+        );
+        assert_eq!(sent.envelope.causation_id, Some(EventId::from_u128(4)));
+        let mut replayed = before;
+        assert_eq!(
+            fire(&handler, &mut replayed),
+            outputs,
+            "a timer fired again emits the same"
+        );
+        let settled = state.as_ref().expect("state");
+        assert!(settled.is_settled(NotificationKind::OrderShipped));
+        assert!(settled.waiting().next().is_none());
+        assert_eq!(
+            handler.timer(settled).map(|timer| timer.due),
+            settled.forget.as_ref().map(|forget| forget.due),
+            "only forgetting the finished order is left"
+        );
+        assert_eq!(handler.open_since(settled), None);
+    }
+
+    #[test]
+    fn while_the_channel_is_down_new_messages_wait_untried_and_go_out_in_order() {
+        let (handler, channel) = handler();
+        let mut state = None;
+        channel.fail(NotificationKind::OrderConfirmed, 3);
+        assert!(handle(&handler, &placed(1), &mut state, 0).is_empty());
+        assert_eq!(channel.delivered().len(), 1);
+
+        // Within the interval the channel is not tried: the cancellation waits untried.
+        assert!(handle(&handler, &cancelled(3), &mut state, 10_000_000).is_empty());
+        assert_eq!(channel.delivered().len(), 1, "the channel was not tried");
+        let kinds: Vec<(NotificationKind, u32)> = waiting(&state)
+            .into_iter()
+            .map(|(kind, redelivery)| (kind, redelivery.attempts))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (NotificationKind::OrderConfirmed, 3),
+                (NotificationKind::OrderCancelled, 0)
+            ]
+        );
+
+        // Back: both go out, the confirmation first.
+        channel.recover();
+        let outputs = fire(&handler, &mut state);
+        assert_eq!(
+            sent_kinds(&outputs),
+            [
+                NotificationKind::OrderConfirmed,
+                NotificationKind::OrderCancelled
+            ]
+        );
+        let attempts: Vec<i32> = outputs
+            .iter()
+            .map(|output| match output {
+                Event::NotificationSent(sent) => sent.attempts,
+                other => panic!("NotificationSent expected, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(attempts, [4, 1]);
+        let Event::NotificationSent(cancelled_sent) = &outputs[1] else {
+            unreachable!("checked above")
+        };
+        assert_eq!(
+            cancelled_sent.envelope.causation_id,
+            Some(EventId::from_u128(3)),
+            "each message is caused by its own event"
+        );
+    }
+
+    #[test]
+    fn a_message_the_channel_never_takes_is_given_up_after_the_give_up_period() {
+        let (handler, channel) = handler();
+        let handler = handler.with_redelivery(MINUTE, 5 * MINUTE);
+        let mut state = None;
+        channel.fail(NotificationKind::OrderConfirmed, 3);
+        handle(&handler, &placed(1), &mut state, 0);
+        let mut fired = 0;
+        let failure = loop {
+            let outputs = fire(&handler, &mut state);
+            fired += 1;
+            if let [Event::NotificationFailed(failure)] = outputs.as_slice() {
+                break failure.clone();
+            }
+            assert!(outputs.is_empty(), "{outputs:?}");
+            assert!(fired < 10, "never given up");
+        };
+        assert_eq!(fired, 5, "tries at 1, 2, 3, 4 and 5 minutes");
+        assert_eq!(failure.attempts, 18);
+        assert_eq!(
+            failure.error,
+            "gave up after 5m of redelivery and 18 attempts; the last: gave up after 3 attempts; the last failed with: HTTP 503"
+        );
+        assert_eq!(
+            failure.envelope.occurred_at,
+            Timestamp::from_micros(START).plus(5 * MINUTE)
+        );
+        assert!(
+            state
+                .expect("state")
+                .is_settled(NotificationKind::OrderConfirmed)
         );
     }
 
@@ -1042,5 +1530,51 @@ mod tests {
             let decoded: OrderNotifications = postcard::from_bytes(&bytes).expect("decodes");
             assert_eq!(decoded, state);
         }
+    }
+
+    /// A state as the worker wrote it before deliveries could wait for a webhook's return:
+    /// one settled kind of each outcome, a message waiting for the contact, both deadlines.
+    fn state_written_by_0_1() -> OrderNotifications {
+        let (handler, channel) = handler();
+        channel.fail(NotificationKind::PaymentFailed, 3);
+        let mut state = None;
+        handle(&handler, &shipped(4), &mut state, 0);
+        let mut state = state.expect("state");
+        let Some(Event::OrderPlaced(order)) = Some(placed(1)) else {
+            unreachable!()
+        };
+        state.order = Some(PlacedOrder::from_event(&order));
+        state.outcomes = vec![
+            KindOutcome {
+                kind: NotificationKind::OrderConfirmed,
+                outcome: Outcome::Sent,
+            },
+            KindOutcome {
+                kind: NotificationKind::PaymentFailed,
+                outcome: Outcome::Failed,
+            },
+        ];
+        state.forget = state.deadline.clone();
+        state
+    }
+
+    /// The changelog holds states written by earlier versions of the worker, and postcard
+    /// is not self-describing: a changed struct would no longer read them. State changes are
+    /// therefore new enum variants at the end, which leave old bytes readable. These bytes were
+    /// written before deliveries could wait for a webhook's return.
+    #[test]
+    fn a_state_written_before_redelivery_still_reads() {
+        const WRITTEN_BY_0_1: &str = "010a637573746f6d65722d3110616e6e61406578616d706c652e636f6d0e416e6e6120416e64657273736f6eb0a6070353454b0105534b552d310b5261696e206a61636b65740498d3030353454b020100020101010a637573746f6d65722d310301021430303337333132333435363738393031323334350a736869706d656e742d310180988cbe878985062430303030303030302d303030302d303030302d303030302d3030303030303030303030340f536869706d656e74437265617465648080f28183898506076f726465722d31000474657374020180988cbe878985062430303030303030302d303030302d303030302d303030302d3030303030303030303030340f536869706d656e74437265617465648080f28183898506076f726465722d3100047465737402";
+        let bytes: Vec<u8> = (0..WRITTEN_BY_0_1.len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(&WRITTEN_BY_0_1[at..at + 2], 16).expect("hex"))
+            .collect();
+        let decoded: OrderNotifications = postcard::from_bytes(&bytes).expect("decodes");
+        assert_eq!(decoded, state_written_by_0_1());
+        assert_eq!(
+            postcard::to_stdvec(&decoded).expect("encodes"),
+            bytes,
+            "the same state is written the same way"
+        );
     }
 }

@@ -1,12 +1,15 @@
 //! What the notification worker remembers per order (the state stored under the order id).
 //!
-//! Three things: the customer's contact and the order's details (from `OrderPlaced`, the only
-//! event that carries them), which kinds of message are settled for good (sent, or failed for
-//! good: never tried again), and the messages waiting for the contact because their event
-//! overtook the `OrderPlaced` on another topic, with the deadline after which they give up.
+//! Four things: the customer's contact and the order's details (from `OrderPlaced`, the only
+//! event that carries them); each kind of message's outcome (sent, or failed for good: never
+//! tried again; or waiting for the channel to come back, with when to try next); the messages
+//! waiting for the contact because their event overtook the `OrderPlaced` on another topic,
+//! with the deadline after which they give up; and when to forget a finished order.
 //!
 //! Plain structs, enums and vectors only: the runtime stores the state with postcard, which is
-//! not self-describing.
+//! not self-describing. The changelog holds states written by earlier versions, so a change
+//! must leave their bytes readable: add variants at the end of an enum, never fields to a
+//! struct (`handler`'s tests decode a state written before `Outcome::Waiting`).
 
 use retail_events::common::Money;
 use retail_events::fulfilment::CancellationReason;
@@ -23,9 +26,11 @@ pub struct OrderNotifications {
     /// The contact and order details, once the order's `OrderPlaced` arrived: until then no
     /// message can be addressed.
     pub order: Option<PlacedOrder>,
-    /// Kinds that are done for good, in the order they were settled. A kind in here is never
-    /// notified again, whatever arrives: this is the at-most-once-ever record.
-    pub settled: Vec<Settled>,
+    /// What became of each kind of message that was handed to the channel, in the order they
+    /// were first handed over: sent or failed for good (settled: a settled kind is never
+    /// notified again, whatever arrives; this is the at-most-once-ever record), or waiting for
+    /// the channel to come back.
+    pub outcomes: Vec<KindOutcome>,
     /// Messages waiting for `order`, in arrival order, at most one per kind.
     pub pending: Vec<Pending>,
     /// When the pending messages give up; set by the first of them, cleared when they are
@@ -39,7 +44,9 @@ pub struct OrderNotifications {
 impl OrderNotifications {
     /// Whether `kind` is done for good.
     pub fn is_settled(&self, kind: NotificationKind) -> bool {
-        self.settled.iter().any(|settled| settled.kind == kind)
+        self.outcomes
+            .iter()
+            .any(|entry| entry.kind == kind && !matches!(entry.outcome, Outcome::Waiting(_)))
     }
 
     /// Whether a `kind` message is waiting for the contact.
@@ -49,30 +56,85 @@ impl OrderNotifications {
             .any(|pending| pending.details.kind() == kind)
     }
 
-    /// Records `kind` as done for good (once).
+    /// Whether a `kind` message is waiting for the channel.
+    pub fn is_waiting(&self, kind: NotificationKind) -> bool {
+        self.waiting().any(|(entry_kind, _)| entry_kind == kind)
+    }
+
+    /// The messages waiting for the channel, in the order they were first handed to it.
+    pub fn waiting(&self) -> impl Iterator<Item = (NotificationKind, &Redelivery)> {
+        self.outcomes
+            .iter()
+            .filter_map(|entry| match &entry.outcome {
+                Outcome::Waiting(redelivery) => Some((entry.kind, &**redelivery)),
+                Outcome::Sent | Outcome::Failed => None,
+            })
+    }
+
+    /// Whether a message of another kind waits for the channel ahead of `kind` (ahead of any
+    /// message not handed to the channel yet): `kind` must then wait behind it.
+    pub fn waits_before(&self, kind: NotificationKind) -> bool {
+        self.outcomes
+            .iter()
+            .take_while(|entry| entry.kind != kind)
+            .any(|entry| matches!(entry.outcome, Outcome::Waiting(_)))
+    }
+
+    /// The earliest next try of the messages waiting for the channel.
+    pub fn next_redelivery(&self) -> Option<&Redelivery> {
+        self.waiting()
+            .map(|(_, redelivery)| redelivery)
+            .min_by_key(|redelivery| redelivery.next)
+    }
+
+    /// Records `kind`'s outcome: a settled kind stays as it is; a waiting one is replaced in
+    /// place, so the waiting messages keep their order.
     pub fn settle(&mut self, kind: NotificationKind, outcome: Outcome) {
-        if !self.is_settled(kind) {
-            self.settled.push(Settled { kind, outcome });
+        match self.outcomes.iter_mut().find(|entry| entry.kind == kind) {
+            Some(entry) if matches!(entry.outcome, Outcome::Waiting(_)) => entry.outcome = outcome,
+            Some(_) => {}
+            None => self.outcomes.push(KindOutcome { kind, outcome }),
         }
     }
 }
 
-/// How a kind was settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What became of one kind of message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     /// Delivered (`NotificationSent` emitted).
     Sent,
-    /// Given up (`NotificationFailed` emitted): permanent refusal, retries exhausted, no
-    /// contact, or a template that did not render.
+    /// Given up (`NotificationFailed` emitted): permanent refusal, no contact, a template that
+    /// did not render, or the channel down for longer than `--give-up-after`.
     Failed,
+    /// The channel failed in a way that may pass (the webhook timed out or answered 5xx
+    /// through all its attempts): the message is tried again later. Nothing is emitted yet.
+    Waiting(Box<Redelivery>),
 }
 
-/// One settled kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Settled {
+/// A message waiting for the channel to come back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redelivery {
+    /// What to send.
+    pub details: Details,
+    /// The event that called for the message: the outcome event's id derives from it, as if
+    /// it had been delivered at once.
+    pub cause: Envelope,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the first delivery failed (the handler's clock); `--give-up-after` counts from it.
+    pub since: Timestamp,
+    /// When to try again.
+    pub next: Timestamp,
+    /// What the last attempt ran into.
+    pub last_error: String,
+}
+
+/// One kind's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindOutcome {
     /// Which message.
     pub kind: NotificationKind,
-    /// What became of it, for support staff reading the state.
+    /// What became of it.
     pub outcome: Outcome,
 }
 

@@ -108,6 +108,14 @@ pub enum DeliveryError {
     },
 }
 
+impl DeliveryError {
+    /// Whether the failure may pass if the message is tried again later (the receiver was
+    /// unreachable, slow or failing), rather than being the message's own fault or a refusal.
+    pub fn may_pass(&self) -> bool {
+        matches!(self, Self::Exhausted { .. })
+    }
+}
+
 /// Why a channel cannot be set up at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
