@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod counting;
 pub mod metrics_catalogue;
 pub mod process;
+pub mod tls;
 pub mod webhook;
 
 use std::time::Duration;

@@ -1,7 +1,9 @@
 //! Command-line and environment configuration of the dev registry.
 //!
 //! Every flag has an environment variable and a default, so `dev-registry` with no arguments
-//! serves on Confluent's usual port against a local broker.
+//! serves on Confluent's usual port against a local broker. A secured broker's settings come as
+//! `KAFKA_CONFIG_<NAME>` variables, the workers' convention: `KAFKA_CONFIG_SASL_USERNAME=bob`
+//! sets librdkafka's `sasl.username`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -61,15 +63,35 @@ pub struct Config {
 }
 
 impl Config {
-    /// The part of the configuration the Kafka log needs.
+    /// The part of the configuration the Kafka log needs, with the process environment's
+    /// `KAFKA_CONFIG_*` settings.
     pub fn kafka_log(&self) -> KafkaLogConfig {
         KafkaLogConfig {
             bootstrap_servers: self.bootstrap_servers.clone(),
+            client_settings: client_settings_from_env(std::env::vars_os().filter_map(
+                |(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)),
+            )),
             topic: self.schemas_topic.clone(),
             replication_factor: self.schemas_topic_replication,
             timeout: Duration::from_millis(self.kafka_timeout_ms),
         }
     }
+}
+
+/// librdkafka properties from `KAFKA_CONFIG_<NAME>` variables: the name after the prefix,
+/// lowercased, `_` turned into `.`.
+fn client_settings_from_env(
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    let mut settings: Vec<(String, String)> = vars
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let property = name.strip_prefix("KAFKA_CONFIG_")?;
+            (!property.is_empty()).then(|| (property.to_ascii_lowercase().replace('_', "."), value))
+        })
+        .collect();
+    settings.sort();
+    settings
 }
 
 #[cfg(test)]
@@ -84,6 +106,35 @@ mod tests {
         assert_eq!(config.schemas_topic_replication, 1);
         assert_eq!(config.default_compatibility, CompatibilityLevel::Backward);
         assert_eq!(config.kafka_log().timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn kafka_config_variables_become_client_settings() {
+        let settings = client_settings_from_env(
+            [
+                ("KAFKA_CONFIG_SASL_PASSWORD", "secret"),
+                ("KAFKA_CONFIG_SECURITY_PROTOCOL", "SASL_SSL"),
+                ("KAFKA_CONFIG_", "no property name"),
+                ("KAFKA_BOOTSTRAP_SERVERS", "not a client setting"),
+            ]
+            .map(|(name, value)| (name.to_owned(), value.to_owned())),
+        );
+        assert_eq!(
+            settings,
+            [
+                ("sasl.password".to_owned(), "secret".to_owned()),
+                ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
+            ]
+        );
+        let log = KafkaLogConfig {
+            client_settings: settings,
+            ..Config::try_parse_from(["dev-registry"])
+                .expect("parses")
+                .kafka_log()
+        };
+        let debug = format!("{log:?}");
+        assert!(debug.contains("sasl.password"), "{debug}");
+        assert!(!debug.contains("secret"), "a setting's value in {debug}");
     }
 
     #[test]

@@ -154,16 +154,52 @@ pub enum LogError {
 }
 
 /// How to reach the schemas topic.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KafkaLogConfig {
     /// `bootstrap.servers` for all three clients.
     pub bootstrap_servers: String,
+    /// Further librdkafka properties for every client (security settings: `security.protocol`,
+    /// `sasl.*`, `ssl.*`), from `KAFKA_CONFIG_<NAME>` variables.
+    pub client_settings: Vec<(String, String)>,
     /// The compacted schemas topic (`_schemas`).
     pub topic: String,
     /// Replication factor used when the registry creates the topic.
     pub replication_factor: i32,
     /// Budget for each Kafka operation (admin requests, metadata, replay progress, delivery).
     pub timeout: Duration,
+}
+
+impl KafkaLogConfig {
+    /// A client configuration with the bootstrap servers and the extra settings.
+    fn client(&self) -> ClientConfig {
+        let mut client = ClientConfig::new();
+        client.set("bootstrap.servers", &self.bootstrap_servers);
+        for (key, value) in &self.client_settings {
+            client.set(key, value);
+        }
+        client
+    }
+}
+
+/// Settings are listed by name only: their values may be secrets (`sasl.password`).
+impl std::fmt::Debug for KafkaLogConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("KafkaLogConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field(
+                "client_settings",
+                &self
+                    .client_settings
+                    .iter()
+                    .map(|(key, _)| key.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field("topic", &self.topic)
+            .field("replication_factor", &self.replication_factor)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// What startup replay read.
@@ -229,8 +265,8 @@ impl KafkaLog {
         };
 
         let timeout_ms = config.timeout.as_millis().to_string();
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &config.bootstrap_servers)
+        let producer: FutureProducer = config
+            .client()
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("message.timeout.ms", &timeout_ms)
@@ -328,10 +364,7 @@ fn topic_exists(config: &KafkaLogConfig, cancel: &CancellationToken) -> bool {
     if cancel.is_cancelled() {
         return false;
     }
-    let Ok(consumer) = ClientConfig::new()
-        .set("bootstrap.servers", &config.bootstrap_servers)
-        .create::<BaseConsumer>()
-    else {
+    let Ok(consumer) = config.client().create::<BaseConsumer>() else {
         return false;
     };
     consumer
@@ -351,13 +384,14 @@ fn ensure_topic(config: &KafkaLogConfig, cancel: &CancellationToken) -> Result<(
         tracing::debug!(topic = %config.topic, "schemas topic already exists");
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &config.bootstrap_servers)
-        .create()
-        .map_err(|source| LogError::Client {
-            client: "admin",
-            source,
-        })?;
+    let admin: AdminClient<DefaultClientContext> =
+        config
+            .client()
+            .create()
+            .map_err(|source| LogError::Client {
+                client: "admin",
+                source,
+            })?;
     let topic = NewTopic::new(
         &config.topic,
         1,
@@ -411,8 +445,8 @@ struct Replayed {
 /// No consumer group: the partition is assigned directly and nothing is ever committed. The
 /// random `group.id` only satisfies librdkafka's configuration check.
 fn replay(config: &KafkaLogConfig, cancel: &CancellationToken) -> Result<Replayed, LogError> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.bootstrap_servers)
+    let consumer: BaseConsumer = config
+        .client()
         .set(
             "group.id",
             format!("dev-registry-replay-{}", uuid::Uuid::new_v4()),

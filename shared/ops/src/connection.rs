@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use retail_codec::SrSettings;
 use retail_events::Topic;
+use retail_runtime::cluster::{ProbeError, probe_cluster};
 use retail_runtime::config::{KafkaSetting, kafka_settings_from_process_env, redact_url};
 use schema_registry_converter::async_impl::schema_registry::get_all_subjects;
 
@@ -150,19 +150,18 @@ impl Connection {
     /// Every topic of the cluster with its partition count. The first request of every Kafka
     /// command: it fails after `--timeout` with the address when nobody answers. Blocking.
     pub fn cluster_topics(&self) -> Result<BTreeMap<String, usize>, OpsError> {
-        let consumer: BaseConsumer =
-            self.reader_config()
-                .create()
-                .map_err(|error| OpsError::Kafka {
+        let metadata =
+            probe_cluster(&self.reader_config(), self.timeout).map_err(|error| match error {
+                ProbeError::Client(source) => OpsError::Kafka {
                     context: format!("creating a client for {}", self.bootstrap_servers),
-                    reason: error.to_string(),
-                })?;
-        let metadata = consumer
-            .fetch_metadata(None, self.timeout)
-            .map_err(|error| OpsError::BrokerUnreachable {
-                bootstrap: self.bootstrap_servers.clone(),
-                timeout: humantime::format_duration(self.timeout).to_string(),
-                reason: error.to_string(),
+                    reason: source.to_string(),
+                },
+                ProbeError::Unreachable { reason, hint } => OpsError::BrokerUnreachable {
+                    bootstrap: self.bootstrap_servers.clone(),
+                    timeout: humantime::format_duration(self.timeout).to_string(),
+                    reason,
+                    hint,
+                },
             })?;
         Ok(metadata
             .topics()
@@ -235,12 +234,47 @@ impl Connection {
     /// The registry's subjects: the first request of every command that uses the registry,
     /// failing with the URL when it does not answer.
     pub async fn registry_subjects(&self, settings: &SrSettings) -> Result<Vec<String>, OpsError> {
-        get_all_subjects(settings)
-            .await
-            .map_err(|error| OpsError::RegistryUnreachable {
+        match get_all_subjects(settings).await {
+            Ok(subjects) => Ok(subjects),
+            Err(error) => Err(OpsError::RegistryUnreachable {
                 url: self.registry_url_shown(),
-                reason: error.to_string(),
-            })
+                reason: self
+                    .registry_transport_error()
+                    .await
+                    .unwrap_or_else(|| error.to_string()),
+            }),
+        }
+    }
+
+    /// Why a plain `GET /subjects` fails to get an answer, causes included (the registry
+    /// client library's error drops them: an untrusted certificate reads as "error sending
+    /// request"); `None` if it gets one. The URL is left out of the text, it may hold
+    /// credentials.
+    async fn registry_transport_error(&self) -> Option<String> {
+        let client = retail_codec::registry_client_builder(self.schema_registry_ca_file.as_deref())
+            .ok()?
+            .timeout(self.timeout)
+            .build()
+            .ok()?;
+        let url = format!(
+            "{}/subjects",
+            self.schema_registry_url.trim_end_matches('/')
+        );
+        let error = client.get(url).send().await.err()?.without_url();
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        if text.contains("certificate") || text.contains("UnknownIssuer") {
+            text.push_str(
+                "; if a private CA issued the registry's certificate, pass it with \
+                 --schema-registry-ca-file / SCHEMA_REGISTRY_CA_FILE",
+            );
+        }
+        Some(text)
     }
 }
 

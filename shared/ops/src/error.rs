@@ -8,17 +8,16 @@ use retail_runtime::topics::TopicError;
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
     /// The bootstrap servers did not answer a metadata request in time.
-    #[error(
-        "cannot reach the Kafka cluster at {bootstrap} within {timeout}: {reason} \
-         (check --bootstrap-servers / KAFKA_BOOTSTRAP_SERVERS)"
-    )]
+    #[error("cannot reach the Kafka cluster at {bootstrap} within {timeout}: {reason} ({hint})")]
     BrokerUnreachable {
         /// The bootstrap servers tried.
         bootstrap: String,
         /// The metadata timeout, as people write it.
         timeout: String,
-        /// librdkafka's error.
+        /// librdkafka's error: the authentication or TLS failure if it reported one.
         reason: String,
+        /// What to check.
+        hint: &'static str,
     },
 
     /// A Kafka client could not be created or a request failed.

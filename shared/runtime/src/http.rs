@@ -46,6 +46,9 @@ pub struct Health {
     stages: Arc<std::sync::Mutex<Vec<Arc<AtomicBool>>>>,
     /// The last call to the schema registry succeeded; without it no event can be decoded.
     registry_reachable: Arc<AtomicBool>,
+    /// False while the start-up probe cannot reach the Kafka cluster (or is refused by it);
+    /// true before the first probe and after a successful one.
+    kafka_reachable: Arc<AtomicBool>,
     /// A drain has started (SIGTERM): never ready again, so the pod is taken out of rotation.
     draining: Arc<AtomicBool>,
 }
@@ -64,6 +67,7 @@ impl Health {
             stages: Arc::new(std::sync::Mutex::new(vec![Arc::clone(&partitions_ready)])),
             partitions_ready,
             registry_reachable: Arc::default(),
+            kafka_reachable: Arc::new(AtomicBool::new(true)),
             draining: Arc::default(),
         }
     }
@@ -92,6 +96,11 @@ impl Health {
         self.registry_reachable.store(reachable, Ordering::Release);
     }
 
+    /// Whether the start-up probe reached the Kafka cluster the last time it tried.
+    pub fn set_kafka_reachable(&self, reachable: bool) {
+        self.kafka_reachable.store(reachable, Ordering::Release);
+    }
+
     /// After SIGTERM: not ready any more, whatever else is true. There is no way back: a
     /// draining worker exits.
     pub fn set_draining(&self) {
@@ -110,6 +119,9 @@ impl Health {
             return Some("not ready: draining".to_owned());
         }
         let mut missing = Vec::new();
+        if !self.kafka_reachable.load(Ordering::Acquire) {
+            missing.push("Kafka cluster unreachable");
+        }
         let all_stages_ready = self
             .stages
             .lock()
@@ -392,6 +404,17 @@ mod tests {
             (503, "not ready: schema registry unreachable")
         );
 
+        health.set_kafka_reachable(false);
+        let reply = get(addr, "/readyz").await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (
+                503,
+                "not ready: Kafka cluster unreachable, schema registry unreachable"
+            )
+        );
+
+        health.set_kafka_reachable(true);
         health.set_registry_reachable(true);
         health.set_draining();
         let reply = get(addr, "/readyz").await;

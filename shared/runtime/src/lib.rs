@@ -21,6 +21,7 @@
 //! - [`transaction`]: the exactly-once mode's transaction state machine.
 //! - [`error`]: why a worker stops.
 
+pub mod cluster;
 pub mod config;
 pub mod dead_letter;
 pub mod engine;
@@ -56,6 +57,8 @@ use crate::topics::{TopicNames, TopicSpec};
 
 /// How long admin and metadata requests may take at start-up.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one start-up probe of the Kafka cluster waits for metadata before it is retried.
+const CLUSTER_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `handler` as the worker `worker` until `shutdown` is cancelled (then drains, commits and
 /// leaves the group within the drain deadline) or a fatal error occurs.
@@ -175,6 +178,9 @@ async fn start(
             return Ok(());
         };
         health.set_registry_reachable(true);
+        if !wait_for_cluster(&config, &health, &shutdown).await? {
+            return Ok(());
+        }
         let base_group = config.group_id_or(worker);
         let single = stages.len() == 1;
         // Every stage stops when one fails; `shutdown` stops them all.
@@ -263,6 +269,58 @@ async fn connect_codec(
                 }
             }
             Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// Waits until the Kafka cluster answers a metadata request, as long as it takes, logging why
+/// it does not (unreachable, or refusing the credentials or the TLS settings) and reporting it
+/// on `/readyz`. `false` if shutdown was requested meanwhile.
+async fn wait_for_cluster(
+    config: &RuntimeConfig,
+    health: &http::Health,
+    shutdown: &CancellationToken,
+) -> Result<bool, RuntimeError> {
+    let backoff = Backoff {
+        max_attempts: u32::MAX,
+        ..config.backoff()
+    };
+    let mut attempt: u32 = 0;
+    loop {
+        let client = config.admin_config();
+        let probe = tokio::task::spawn_blocking(move || {
+            cluster::probe_cluster(&client, CLUSTER_PROBE_TIMEOUT).map(drop)
+        });
+        let outcome = tokio::select! {
+            joined = probe => joined.map_err(|error| RuntimeError::Thread(error.to_string()))?,
+            () = shutdown.cancelled() => return Ok(false),
+        };
+        match outcome {
+            Ok(()) => {
+                health.set_kafka_reachable(true);
+                return Ok(true);
+            }
+            Err(cluster::ProbeError::Client(source)) => {
+                return Err(RuntimeError::kafka("creating a client", source));
+            }
+            Err(cluster::ProbeError::Unreachable { reason, hint }) => {
+                health.set_kafka_reachable(false);
+                attempt = attempt.saturating_add(1);
+                let delay = backoff
+                    .delay(attempt.min(u32::MAX - 1), &mut rand::rng())
+                    .unwrap_or(config.retry_max_backoff);
+                tracing::warn!(
+                    bootstrap_servers = %config.bootstrap_servers,
+                    reason,
+                    hint,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "Kafka cluster unreachable at start-up"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shutdown.cancelled() => return Ok(false),
+                }
+            }
         }
     }
 }
