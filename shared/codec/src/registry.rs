@@ -85,19 +85,19 @@ pub fn registry_client_builder(
     let settings = |reason: String| RegistryError::Settings { reason };
     let pem = std::fs::read(path).map_err(|error| {
         settings(format!(
-            "cannot read the registry CA file {}: {error}",
+            "cannot read the registry CA file {} (--schema-registry-ca-file, SCHEMA_REGISTRY_CA_FILE): {error}",
             path.display()
         ))
     })?;
     let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
         settings(format!(
-            "the registry CA file {} does not parse as PEM certificates: {error}",
+            "the registry CA file {} (--schema-registry-ca-file, SCHEMA_REGISTRY_CA_FILE) does not parse as PEM certificates: {error}",
             path.display()
         ))
     })?;
     if roots.is_empty() {
         return Err(settings(format!(
-            "the registry CA file {} holds no PEM certificates",
+            "the registry CA file {} (--schema-registry-ca-file, SCHEMA_REGISTRY_CA_FILE) holds no PEM certificates",
             path.display()
         )));
     }

@@ -204,6 +204,14 @@ pub struct Config {
 pub enum ConfigError {
     #[error("--rate (LOCAL_RUN_RATE) must be above zero, got {0}")]
     Rate(f64),
+    #[error(
+        "--bootstrap-servers (LOCAL_RUN_BOOTSTRAP_SERVERS) {0:?} must be a comma-separated list of host:port"
+    )]
+    BootstrapServers(String),
+    #[error(
+        "--schema-registry-url (LOCAL_RUN_SCHEMA_REGISTRY_URL) {0:?} must start with http:// or https://"
+    )]
+    RegistryUrl(String),
     #[error("--partitions (LOCAL_RUN_PARTITIONS) must be at least 1, got {0}")]
     Partitions(i32),
     #[error("--duration (LOCAL_RUN_DURATION) must be longer than zero")]
@@ -217,6 +225,18 @@ pub enum ConfigError {
 impl Config {
     /// Checks what clap cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(servers) = &self.bootstrap_servers
+            && retail_runtime::config::validate_bootstrap_servers(servers).is_err()
+        {
+            return Err(ConfigError::BootstrapServers(servers.clone()));
+        }
+        if let Some(url) = &self.schema_registry_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::RegistryUrl(
+                retail_runtime::config::redact_url(url),
+            ));
+        }
         if !(self.rate > 0.0 && self.rate.is_finite()) {
             return Err(ConfigError::Rate(self.rate));
         }
@@ -346,6 +366,21 @@ mod tests {
         assert_eq!(
             parse(&["--fetch-wait-max", "0s"]).validate(),
             Err(ConfigError::FetchWaitMax(Duration::ZERO))
+        );
+        let registry = ["--schema-registry-url", "http://registry:8081"];
+        assert_eq!(
+            parse(&["--bootstrap-servers", "kafka", registry[0], registry[1]]).validate(),
+            Err(ConfigError::BootstrapServers("kafka".to_owned()))
+        );
+        assert_eq!(
+            parse(&[
+                "--bootstrap-servers",
+                "kafka:9092",
+                registry[0],
+                "registry:8081"
+            ])
+            .validate(),
+            Err(ConfigError::RegistryUrl("registry:8081".to_owned()))
         );
     }
 }

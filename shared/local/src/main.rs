@@ -1,7 +1,6 @@
 //! The `retail-local` command: the whole saga on this machine (see the library's docs and
 //! `--help`).
 
-use clap::Parser;
 use retail_local::Config;
 use retail_runtime::shutdown;
 use tracing_subscriber::EnvFilter;
@@ -9,7 +8,7 @@ use tracing_subscriber::EnvFilter;
 // The children are started from this future, on the main thread (see `children`).
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config = Config::parse();
+    let config: Config = retail_runtime::cli::parse();
     // Warnings only, on stderr, unless LOCAL_RUN_LOG says otherwise: the live view owns stdout.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -16,7 +16,10 @@ use rdkafka::ClientConfig;
 use retail_codec::SrSettings;
 use retail_events::Topic;
 use retail_runtime::cluster::{ProbeError, probe_cluster};
-use retail_runtime::config::{KafkaSetting, kafka_settings_from_process_env, redact_url};
+use retail_runtime::config::{
+    ConnectionSettings, KafkaSetting, kafka_settings_from_process_env, redact_url,
+    validate_connection,
+};
 use schema_registry_converter::async_impl::schema_registry::get_all_subjects;
 
 use crate::error::OpsError;
@@ -114,6 +117,20 @@ impl Connection {
             Some(topic) => self.topic_name(topic),
             None => name.to_owned(),
         }
+    }
+
+    /// Checks the settings before anything connects: a typo fails at once, naming its flag and
+    /// variable.
+    pub fn validate(&self) -> Result<(), OpsError> {
+        validate_connection(&ConnectionSettings {
+            bootstrap_servers: &self.bootstrap_servers,
+            schema_registry_url: &self.schema_registry_url,
+            schema_registry_basic_auth: self.schema_registry_basic_auth.as_deref(),
+            schema_registry_ca_file: self.schema_registry_ca_file.as_deref(),
+            topic_prefix: &self.topic_prefix,
+        })
+        .and_then(|()| retail_runtime::config::check_kafka_settings(&self.client_config()))
+        .map_err(|error| OpsError::Usage(error.to_string()))
     }
 
     /// Client settings every client starts from: the bootstrap servers, then the pass-through

@@ -41,6 +41,9 @@ use crate::dlq::DlqCommand;
 /// Runs one command (other than `simulate`, which `main` runs with the simulator's logging),
 /// writing its output to `out`.
 pub async fn run(command: &Command, out: &mut impl Write) -> Result<(), OpsError> {
+    if let Some(connection) = command.connection() {
+        connection.validate()?;
+    }
     match command {
         Command::Topics(TopicsCommand::Create(args)) => topics::create(args, out).await,
         Command::Schemas(SchemasCommand::Register(args)) => schemas::register(args, out).await,

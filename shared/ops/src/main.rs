@@ -3,14 +3,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use retail_ops::{Cli, Command};
 use retail_runtime::{shutdown, telemetry};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = retail_runtime::cli::parse();
     if let Command::Simulate(args) = &cli.command {
         telemetry::init_logging(args.config.log_format, "simulator");
         return match retail_simulator::run(&args.config, shutdown::on_signal()).await {

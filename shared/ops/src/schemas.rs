@@ -50,11 +50,17 @@ pub fn load_catalogue(dir: Option<&Path>) -> Result<Catalogue, OpsError> {
             source,
         });
     };
+    if !dir.is_dir() {
+        return Err(OpsError::Usage(format!(
+            "--dir (RETAILCTL_SCHEMAS_DIR) {}: not a folder",
+            dir.display()
+        )));
+    }
     let mut files = Vec::new();
     collect_avsc(dir, dir, &mut files)?;
     if files.is_empty() {
         return Err(OpsError::Usage(format!(
-            "--dir {}: no .avsc files in it",
+            "--dir (RETAILCTL_SCHEMAS_DIR) {}: no .avsc files in it",
             dir.display()
         )));
     }

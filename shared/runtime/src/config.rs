@@ -207,6 +207,105 @@ pub fn kafka_settings_from_process_env() -> Vec<KafkaSetting> {
     )
 }
 
+/// The settings every binary that talks to the cluster and the registry shares (the workers,
+/// the simulator, `retailctl`), by their common flags and variables.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionSettings<'a> {
+    /// `--bootstrap-servers` (KAFKA_BOOTSTRAP_SERVERS).
+    pub bootstrap_servers: &'a str,
+    /// `--schema-registry-url` (SCHEMA_REGISTRY_URL).
+    pub schema_registry_url: &'a str,
+    /// `--schema-registry-basic-auth` (SCHEMA_REGISTRY_BASIC_AUTH).
+    pub schema_registry_basic_auth: Option<&'a str>,
+    /// `--schema-registry-ca-file` (SCHEMA_REGISTRY_CA_FILE).
+    pub schema_registry_ca_file: Option<&'a std::path::Path>,
+    /// `--topic-prefix` (WORKER_TOPIC_PREFIX).
+    pub topic_prefix: &'a str,
+}
+
+/// Checks the shared connection settings before anything connects, so a typo fails at once
+/// naming its flag and variable rather than as a connection that never succeeds.
+pub fn validate_connection(settings: &ConnectionSettings<'_>) -> Result<(), ConfigError> {
+    validate_bootstrap_servers(settings.bootstrap_servers)?;
+    let url = settings.schema_registry_url;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ConfigError::InvalidSchemaRegistryUrl {
+            url: redact_url(url),
+        });
+    }
+    if settings
+        .schema_registry_basic_auth
+        .is_some_and(|auth| !auth.contains(':'))
+    {
+        return Err(ConfigError::InvalidBasicAuth);
+    }
+    if let Some(path) = settings.schema_registry_ca_file
+        && let Err(error) = std::fs::File::open(path)
+    {
+        return Err(ConfigError::UnreadableCaFile {
+            path: path.to_owned(),
+            reason: error.to_string(),
+        });
+    }
+    if !settings.topic_prefix.is_empty() && !is_topic_name_part(settings.topic_prefix) {
+        return Err(ConfigError::InvalidName {
+            flag: "--topic-prefix (WORKER_TOPIC_PREFIX)",
+            value: settings.topic_prefix.to_owned(),
+            why: "it begins every catalogue topic's name",
+        });
+    }
+    Ok(())
+}
+
+/// Has librdkafka check the properties of `config` as it would when creating a client, without
+/// creating one. The refused property is named; its value is not repeated (it may be a secret
+/// under a misspelt name).
+pub fn check_kafka_settings(config: &ClientConfig) -> Result<(), ConfigError> {
+    match config.create_native_config() {
+        Ok(_) => Ok(()),
+        Err(rdkafka::error::KafkaError::ClientConfig(_, description, key, _)) => {
+            Err(ConfigError::InvalidKafkaSetting {
+                reason: format!("{key}: {description}"),
+            })
+        }
+        Err(error) => Err(ConfigError::InvalidKafkaSetting {
+            reason: error.to_string(),
+        }),
+    }
+}
+
+/// Checks `--bootstrap-servers`: a comma-separated list of `host:port` (librdkafka also takes
+/// a `protocol://` in front of each).
+pub fn validate_bootstrap_servers(servers: &str) -> Result<(), ConfigError> {
+    if servers.trim().is_empty() {
+        return Err(ConfigError::EmptyBootstrapServers);
+    }
+    for entry in servers.split(',').map(str::trim) {
+        let address = entry
+            .split_once("://")
+            .map_or(entry, |(_, address)| address);
+        let valid = address.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && !host.contains(char::is_whitespace)
+                && port.parse::<u16>().is_ok_and(|port| port > 0)
+        });
+        if !valid {
+            return Err(ConfigError::InvalidBootstrapServer {
+                entry: entry.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` may be part of a Kafka topic name: ASCII letters, digits, `.`, `_`, `-`.
+fn is_topic_name_part(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// The runtime's configuration. Every flag also reads an environment variable.
 #[derive(Clone, clap::Args)]
 pub struct RuntimeConfig {
@@ -402,6 +501,44 @@ pub enum ConfigError {
     #[error("--bootstrap-servers (KAFKA_BOOTSTRAP_SERVERS) must name at least one broker")]
     EmptyBootstrapServers,
 
+    /// A bootstrap server that is not `host:port`.
+    #[error(
+        "--bootstrap-servers (KAFKA_BOOTSTRAP_SERVERS) entry {entry:?} must be host:port, e.g. broker-1:9092"
+    )]
+    InvalidBootstrapServer {
+        /// The entry as given.
+        entry: String,
+    },
+
+    /// The registry CA file cannot be opened.
+    #[error("--schema-registry-ca-file (SCHEMA_REGISTRY_CA_FILE) {}: {reason}", path.display())]
+    UnreadableCaFile {
+        /// The path given.
+        path: PathBuf,
+        /// Why it cannot be read.
+        reason: String,
+    },
+
+    /// A name that ends up in topic names has characters Kafka does not allow there.
+    #[error("{flag} {value:?} may hold only ASCII letters, digits, '.', '_' and '-': {why}")]
+    InvalidName {
+        /// The flag and its variable.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it must be a topic name.
+        why: &'static str,
+    },
+
+    /// librdkafka refuses a pass-through property.
+    #[error(
+        "a librdkafka property (from --kafka-config, WORKER_KAFKA_CONFIG or KAFKA_CONFIG_*) is refused: {reason}"
+    )]
+    InvalidKafkaSetting {
+        /// librdkafka's error, naming the property.
+        reason: String,
+    },
+
     /// The registry URL has no HTTP scheme.
     #[error(
         "--schema-registry-url (SCHEMA_REGISTRY_URL) {url:?} must start with http:// or https://"
@@ -593,19 +730,30 @@ const MANAGED_KAFKA_SETTINGS: &[(&str, &str)] = &[
 impl RuntimeConfig {
     /// Checks the invariants between settings; the first violation is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.bootstrap_servers.trim().is_empty() {
-            return Err(ConfigError::EmptyBootstrapServers);
-        }
-        let url = &self.schema_registry_url;
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ConfigError::InvalidSchemaRegistryUrl {
-                url: redact_url(url),
+        validate_connection(&ConnectionSettings {
+            bootstrap_servers: &self.bootstrap_servers,
+            schema_registry_url: &self.schema_registry_url,
+            schema_registry_basic_auth: self.schema_registry_basic_auth.as_deref(),
+            schema_registry_ca_file: self.schema_registry_ca_file.as_deref(),
+            topic_prefix: &self.topic_prefix,
+        })?;
+        if let Some(group_id) = &self.group_id
+            && !is_topic_name_part(group_id)
+        {
+            return Err(ConfigError::InvalidName {
+                flag: "--group-id (WORKER_GROUP_ID)",
+                value: group_id.clone(),
+                why: "it names the worker's own topics (<group>.dlq)",
             });
         }
-        if let Some(auth) = &self.schema_registry_basic_auth
-            && !auth.contains(':')
+        if let Some(instance_id) = &self.instance_id
+            && !is_topic_name_part(instance_id)
         {
-            return Err(ConfigError::InvalidBasicAuth);
+            return Err(ConfigError::InvalidName {
+                flag: "--instance-id (WORKER_INSTANCE_ID)",
+                value: instance_id.clone(),
+                why: "Kafka refuses other characters in a group.instance.id",
+            });
         }
         if self.batch_size == 0 {
             return Err(ConfigError::ZeroBatchSize);
@@ -675,6 +823,9 @@ impl RuntimeConfig {
                 });
             }
         }
+        // librdkafka checks property names and values when a client is configured: do it now,
+        // not once the registry has answered.
+        check_kafka_settings(&self.admin_config())?;
         Ok(())
     }
 
@@ -1224,6 +1375,21 @@ mod tests {
     }
 
     #[test]
+    fn bootstrap_servers_take_host_port_lists_with_optional_protocols() {
+        for servers in [
+            "127.0.0.1:9092",
+            "broker-1:9092, broker-2:9092",
+            "SASL_SSL://broker.example.com:9093",
+            "[::1]:9092",
+        ] {
+            assert!(
+                validate_bootstrap_servers(servers).is_ok(),
+                "{servers} should be accepted"
+            );
+        }
+    }
+
+    #[test]
     fn group_id_defaults_to_the_worker_name() {
         assert_eq!(defaults().group_id_or("inventory"), "inventory");
     }
@@ -1232,10 +1398,56 @@ mod tests {
     fn validation_rejects_each_invalid_setting() {
         type Edit = fn(&mut RuntimeConfig);
         type Expect = fn(&ConfigError) -> bool;
-        let cases: [(Edit, Expect); 16] = [
+        let cases: [(Edit, Expect); 25] = [
+            (
+                |c| {
+                    c.kafka_config = vec![KafkaSetting {
+                        key: "no.such.property".to_owned(),
+                        value: "1".to_owned(),
+                    }]
+                },
+                |e| matches!(e, ConfigError::InvalidKafkaSetting { reason } if reason.contains("no.such.property")),
+            ),
+            (
+                |c| {
+                    c.kafka_config = vec![KafkaSetting {
+                        key: "sasl.pasword".to_owned(),
+                        value: "hunter2".to_owned(),
+                    }]
+                },
+                |e| matches!(e, ConfigError::InvalidKafkaSetting { reason } if reason.contains("sasl.pasword") && !reason.contains("hunter2")),
+            ),
+            (
+                |c| c.instance_id = Some("pod 1".to_owned()),
+                |e| matches!(e, ConfigError::InvalidName { flag, .. } if flag.contains("WORKER_INSTANCE_ID")),
+            ),
             (
                 |c| c.bootstrap_servers = " ".to_owned(),
                 |e| matches!(e, ConfigError::EmptyBootstrapServers),
+            ),
+            (
+                |c| c.bootstrap_servers = "broker-1:9092,broker-2".to_owned(),
+                |e| matches!(e, ConfigError::InvalidBootstrapServer { entry } if entry == "broker-2"),
+            ),
+            (
+                |c| c.bootstrap_servers = "bogus value!:9092".to_owned(),
+                |e| matches!(e, ConfigError::InvalidBootstrapServer { .. }),
+            ),
+            (
+                |c| c.bootstrap_servers = "broker:99999".to_owned(),
+                |e| matches!(e, ConfigError::InvalidBootstrapServer { .. }),
+            ),
+            (
+                |c| c.schema_registry_ca_file = Some(PathBuf::from("/no/such/ca.pem")),
+                |e| matches!(e, ConfigError::UnreadableCaFile { .. }),
+            ),
+            (
+                |c| c.group_id = Some("orders team".to_owned()),
+                |e| matches!(e, ConfigError::InvalidName { flag, .. } if flag.contains("WORKER_GROUP_ID")),
+            ),
+            (
+                |c| c.topic_prefix = "staging/".to_owned(),
+                |e| matches!(e, ConfigError::InvalidName { flag, .. } if flag.contains("WORKER_TOPIC_PREFIX")),
             ),
             (
                 |c| c.schema_registry_url = "registry:8081".to_owned(),

@@ -21,6 +21,7 @@
 //! - [`transaction`]: the exactly-once mode's transaction state machine.
 //! - [`error`]: why a worker stops.
 
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod dead_letter;

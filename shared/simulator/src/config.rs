@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use retail_runtime::config::{
-    KafkaSetting, LogFormat, PARTITIONER, kafka_settings_from_process_env,
+    ConnectionSettings, KafkaSetting, LogFormat, PARTITIONER, kafka_settings_from_process_env,
+    validate_connection,
 };
 
 use crate::plan::{MixError, MixRates, PlanSettings};
@@ -203,12 +204,13 @@ impl std::fmt::Debug for Config {
 /// A setting the simulator cannot run with.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("--bootstrap-servers (KAFKA_BOOTSTRAP_SERVERS) must name at least one broker")]
-    EmptyBootstrapServers,
+    #[error(transparent)]
+    Connection(#[from] retail_runtime::config::ConfigError),
     #[error(
-        "--schema-registry-url (SCHEMA_REGISTRY_URL) must start with http:// or https://, got {url}"
+        "--summary-file (SIMULATOR_SUMMARY_FILE): the folder {} does not exist",
+        folder.display()
     )]
-    RegistryUrl { url: String },
+    SummaryFolder { folder: PathBuf },
     #[error("--rate (SIMULATOR_RATE) must be a positive number of orders per second, got {rate}")]
     Rate { rate: f64 },
     #[error(
@@ -278,15 +280,25 @@ impl Config {
 
     /// Checks the settings and returns what the plan is generated from.
     pub fn validate(&self) -> Result<PlanSettings, ConfigError> {
-        if self.bootstrap_servers.trim().is_empty() {
-            return Err(ConfigError::EmptyBootstrapServers);
-        }
-        let url = self.schema_registry_url.to_ascii_lowercase();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ConfigError::RegistryUrl {
-                url: redact_url(&self.schema_registry_url),
+        validate_connection(&ConnectionSettings {
+            bootstrap_servers: &self.bootstrap_servers,
+            schema_registry_url: &self.schema_registry_url,
+            schema_registry_basic_auth: self.schema_registry_basic_auth.as_deref(),
+            schema_registry_ca_file: self.schema_registry_ca_file.as_deref(),
+            topic_prefix: &self.topic_prefix,
+        })?;
+        if let Some(parent) = self
+            .summary_file
+            .as_deref()
+            .and_then(std::path::Path::parent)
+            .filter(|parent| !parent.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(ConfigError::SummaryFolder {
+                folder: parent.to_owned(),
             });
         }
+        retail_runtime::config::check_kafka_settings(&self.producer_config())?;
         if !(self.rate.is_finite() && self.rate > 0.0) {
             return Err(ConfigError::Rate { rate: self.rate });
         }

@@ -16,7 +16,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = retail_runtime::cli::parse();
     telemetry::init_logging(cli.runtime.log_format, "fulfilment");
     let handler = match Fulfilment::new(&cli.fulfilment) {
         Ok(handler) => handler,

@@ -17,7 +17,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = retail_runtime::cli::parse();
     telemetry::init_logging(cli.runtime.log_format, "inventory");
     let stages = vec![
         Stage::new("orders", OrderStage::new(&cli.inventory)),

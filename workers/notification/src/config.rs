@@ -554,7 +554,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .contains("cannot read the webhook CA file /nonexistent/ca.pem"),
+                .contains("cannot read the webhook CA file /nonexistent/ca.pem (--webhook-ca-file, NOTIFICATION_WEBHOOK_CA_FILE)"),
             "{error}"
         );
 

@@ -16,7 +16,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = retail_runtime::cli::parse();
     telemetry::init_logging(cli.runtime.log_format, "shipping");
     let handler = match cli.shipping.handler() {
         Ok(handler) => handler,

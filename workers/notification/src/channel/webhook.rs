@@ -134,19 +134,19 @@ impl WebhookChannel {
             Some(path) => {
                 let pem = std::fs::read(path).map_err(|error| {
                     ChannelError::Client(format!(
-                        "cannot read the webhook CA file {}: {error}",
+                        "cannot read the webhook CA file {} (--webhook-ca-file, NOTIFICATION_WEBHOOK_CA_FILE): {error}",
                         path.display()
                     ))
                 })?;
                 let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
                     ChannelError::Client(format!(
-                        "the webhook CA file {} does not parse as PEM certificates: {error}",
+                        "the webhook CA file {} (--webhook-ca-file, NOTIFICATION_WEBHOOK_CA_FILE) does not parse as PEM certificates: {error}",
                         path.display()
                     ))
                 })?;
                 if roots.is_empty() {
                     return Err(ChannelError::Client(format!(
-                        "the webhook CA file {} holds no PEM certificates",
+                        "the webhook CA file {} (--webhook-ca-file, NOTIFICATION_WEBHOOK_CA_FILE) holds no PEM certificates",
                         path.display()
                     )));
                 }
