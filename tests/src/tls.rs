@@ -92,6 +92,8 @@ impl TlsFront {
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
+                    // Out of file descriptors, say: let some connections close first.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 };
                 let acceptor = acceptor.clone();
