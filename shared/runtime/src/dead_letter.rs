@@ -84,6 +84,49 @@ impl DeadLetter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Header names a hostile or broken producer might send: the runtime's own, other ones,
+    /// and random text, with arbitrary (or no) values.
+    fn header() -> impl Strategy<Value = (String, Option<Vec<u8>>)> {
+        let name = prop_oneof![
+            prop::sample::select(vec![
+                "dlq.error.class",
+                "dlq.error.message",
+                "dlq.original.topic",
+                "dlq.original.partition",
+                "dlq.original.offset",
+                "dlq.original.timestamp",
+                "dlq.worker",
+                "dlq.attempts",
+                "traceparent",
+            ])
+            .prop_map(str::to_owned),
+            ".{0,24}",
+        ];
+        (
+            name,
+            prop::option::of(prop::collection::vec(any::<u8>(), 0..64)),
+        )
+    }
+
+    proptest! {
+        // Fuzzing the header parsing of `retailctl dlq`: any headers, no panic; what parses
+        // is written back to headers that parse the same.
+        #[test]
+        fn arbitrary_headers_never_panic(headers in prop::collection::vec(header(), 0..24)) {
+            let parsed = DeadLetter::from_headers(
+                headers.iter().map(|(name, value)| (name.as_str(), value.as_deref())),
+            );
+            if let Some(dead_letter) = parsed {
+                let written = dead_letter.headers();
+                let again = DeadLetter::from_headers(
+                    written.iter().map(|(name, value)| (name.as_str(), Some(value.as_slice()))),
+                );
+                prop_assert_eq!(again, Some(dead_letter));
+            }
+        }
+    }
 
     #[test]
     fn headers_round_trip() {

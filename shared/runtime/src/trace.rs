@@ -164,6 +164,25 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Fuzzing the `traceparent` header: any bytes, no panic; what parses renders to a
+        // version-00 header that parses the same.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..80)) {
+            if let Some(parent) = TraceParent::parse(&bytes) {
+                prop_assert_eq!(TraceParent::parse(parent.to_header().as_bytes()), Some(parent));
+            }
+        }
+
+        #[test]
+        fn near_valid_headers_never_panic(header in "[0-9a-fA-F]{2}-[0-9a-fx]{30,34}-[0-9a-f]{14,18}-[0-9a-f]{1,3}(-.{0,8})?") {
+            if let Some(parent) = TraceParent::parse(header.as_bytes()) {
+                prop_assert_eq!(TraceParent::parse(parent.to_header().as_bytes()), Some(parent));
+            }
+        }
+    }
 
     const SAMPLE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
