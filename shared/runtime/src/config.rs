@@ -247,12 +247,12 @@ pub fn validate_connection(settings: &ConnectionSettings<'_>) -> Result<(), Conf
             reason: error.to_string(),
         });
     }
-    if !settings.topic_prefix.is_empty() && !is_topic_name_part(settings.topic_prefix) {
-        return Err(ConfigError::InvalidName {
-            flag: "--topic-prefix (WORKER_TOPIC_PREFIX)",
-            value: settings.topic_prefix.to_owned(),
-            why: "it begins every catalogue topic's name",
-        });
+    if !settings.topic_prefix.is_empty() {
+        check_name(
+            "--topic-prefix (WORKER_TOPIC_PREFIX)",
+            settings.topic_prefix,
+            "it begins every catalogue topic's name",
+        )?;
     }
     Ok(())
 }
@@ -298,12 +298,22 @@ pub fn validate_bootstrap_servers(servers: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Whether `name` may be part of a Kafka topic name: ASCII letters, digits, `.`, `_`, `-`.
-fn is_topic_name_part(name: &str) -> bool {
-    !name.is_empty()
-        && name
+/// Checks that `value` of `flag` may be part of a Kafka topic name (ASCII letters, digits,
+/// `.`, `_`, `-`); `why` says why it must be.
+fn check_name(flag: &'static str, value: &str, why: &'static str) -> Result<(), ConfigError> {
+    let valid = !value.is_empty()
+        && value
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidName {
+            flag,
+            value: value.to_owned(),
+            why,
+        })
+    }
 }
 
 /// The runtime's configuration. Every flag also reads an environment variable.
@@ -737,23 +747,19 @@ impl RuntimeConfig {
             schema_registry_ca_file: self.schema_registry_ca_file.as_deref(),
             topic_prefix: &self.topic_prefix,
         })?;
-        if let Some(group_id) = &self.group_id
-            && !is_topic_name_part(group_id)
-        {
-            return Err(ConfigError::InvalidName {
-                flag: "--group-id (WORKER_GROUP_ID)",
-                value: group_id.clone(),
-                why: "it names the worker's own topics (<group>.dlq)",
-            });
+        if let Some(group_id) = &self.group_id {
+            check_name(
+                "--group-id (WORKER_GROUP_ID)",
+                group_id,
+                "it names the worker's own topics (<group>.dlq)",
+            )?;
         }
-        if let Some(instance_id) = &self.instance_id
-            && !is_topic_name_part(instance_id)
-        {
-            return Err(ConfigError::InvalidName {
-                flag: "--instance-id (WORKER_INSTANCE_ID)",
-                value: instance_id.clone(),
-                why: "Kafka refuses other characters in a group.instance.id",
-            });
+        if let Some(instance_id) = &self.instance_id {
+            check_name(
+                "--instance-id (WORKER_INSTANCE_ID)",
+                instance_id,
+                "Kafka refuses other characters in a group.instance.id",
+            )?;
         }
         if self.batch_size == 0 {
             return Err(ConfigError::ZeroBatchSize);
