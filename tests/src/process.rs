@@ -26,12 +26,28 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A free loopback port a moment ago (the process binds it).
+/// The `--http-addr` to give a worker under test: a loopback port the worker picks itself.
+/// [`Process`] reads the bound address from the worker's log, so no other process can take the
+/// port between choosing and binding it, as it can with [`free_port`].
+pub const ANY_LOOPBACK_PORT: &str = "127.0.0.1:0";
+
+/// A loopback port that was free a moment ago, for a listener that must have a known port
+/// before it starts (a broker that advertises it, say). Another process may bind it first: what
+/// can listen on port 0 and report its address gets [`ANY_LOOPBACK_PORT`] instead.
+///
+/// The port is below the kernel's ephemeral range, so at least no outgoing connection is given
+/// it meanwhile, as one can be a port from binding port 0.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port()
+    use rand::Rng;
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let mut rng = rand::rng();
+    (0..10_000)
+        .map(|_| rng.random_range(low.saturating_sub(16384).max(1024)..low))
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .unwrap_or_else(|| panic!("no free loopback port below {low}"))
 }
 
 /// A running process of one of the project's binaries; killed (SIGKILL) if still running when
@@ -41,8 +57,14 @@ pub struct Process {
     child: Child,
     /// Names it in messages: `<binary>-<instance>`.
     pub name: String,
-    /// Where it serves `/metrics`, `/healthz` and `/readyz`, if it does.
-    pub http: Option<String>,
+    /// Where it was told to serve `/metrics`, `/healthz` and `/readyz`, if it does; port 0
+    /// means the address it bound, read from its log (see [`Process::http`]).
+    http: Option<String>,
+    /// The address read from its log, once it has logged it.
+    bound_http: std::sync::OnceLock<String>,
+    /// Where this process's part of the log starts: a restart under the same name appends to
+    /// the log of the one before.
+    log_start: usize,
     /// Its stdout and stderr.
     pub log_path: PathBuf,
 }
@@ -64,6 +86,8 @@ impl Process {
             .append(true)
             .open(&log_path)
             .expect("log file");
+        let log_start = usize::try_from(log.metadata().expect("log file size").len())
+            .expect("log size fits in memory");
         let mut command = Command::new(binary(binary_name));
         command
             .args(args)
@@ -81,13 +105,37 @@ impl Process {
             child,
             name: name.to_owned(),
             http,
+            bound_http: std::sync::OnceLock::new(),
+            log_start,
             log_path,
         }
     }
 
+    /// Where it serves HTTP: the address it was given or, for port 0, the one it logged when it
+    /// bound (`serving ... on http://<addr>`); `None` before then or if it serves none.
+    pub fn http(&self) -> Option<String> {
+        let configured = self.http.as_ref()?;
+        if !configured.ends_with(":0") {
+            return Some(configured.clone());
+        }
+        if let Some(bound) = self.bound_http.get() {
+            return Some(bound.clone());
+        }
+        let log = self.log();
+        let bound = log
+            .get(self.log_start..)?
+            .lines()
+            .filter(|line| line.contains("serving /metrics"))
+            .find_map(|line| line.split_once(" on http://"))
+            .and_then(|(_, rest)| rest.split(|c: char| c.is_whitespace() || c == '"').next())
+            .filter(|addr| !addr.is_empty())?
+            .to_owned();
+        Some(self.bound_http.get_or_init(|| bound).clone())
+    }
+
     /// GET `path` on its HTTP listener: status and body, or `None` if it does not answer.
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let http = self.http.as_ref()?;
+        let http = self.http()?;
         let response = reqwest::get(format!("http://{http}{path}")).await.ok()?;
         let status = response.status().as_u16();
         Some((status, response.text().await.unwrap_or_default()))

@@ -30,7 +30,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches};
-use retail_integration_tests::process::{Process, binary, free_port};
+use retail_integration_tests::process::{ANY_LOOPBACK_PORT, Process, binary};
 use retail_integration_tests::{bootstrap_servers, schema_registry_url, unique_name};
 use retail_runtime::RuntimeConfig;
 use serde_json::Value as Json;
@@ -1277,7 +1277,7 @@ fn strings_of(value: &Yaml) -> Vec<String> {
 /// the test broker until it is ready: the runtime logs `topics ready` with the group of every
 /// stage before the worker reports ready.
 async fn joined_groups(worker: &str, base: &str, log_dir: &Path) -> BTreeSet<String> {
-    let http = format!("127.0.0.1:{}", free_port());
+    let http = ANY_LOOPBACK_PORT.to_owned();
     let env = [
         ("KAFKA_BOOTSTRAP_SERVERS", bootstrap_servers()),
         ("SCHEMA_REGISTRY_URL", schema_registry_url()),

@@ -44,7 +44,7 @@ use retail_events::notification::NotificationKind;
 use retail_events::{Event, EventId, Topic};
 use retail_integration_tests::cluster::Cluster;
 use retail_integration_tests::metrics_catalogue;
-use retail_integration_tests::process::{Process, free_port};
+use retail_integration_tests::process::{ANY_LOOPBACK_PORT, Process};
 use retail_integration_tests::webhook::WebhookReceiver;
 use retail_integration_tests::{consumer_on, unique_name};
 use retail_simulator::summary::{Expected, OrderSummary, Summary};
@@ -125,7 +125,6 @@ impl Saga {
 
     /// Starts instance `instance` of `worker`; returns its index in `workers`.
     fn start(&mut self, worker: &'static str, instance: usize) -> usize {
-        let port = free_port();
         let mut args: Vec<String> = [
             "--topic-prefix",
             &self.prefix,
@@ -134,7 +133,7 @@ impl Saga {
             "--instance-id",
             &format!("{worker}-{instance}"),
             "--http-addr",
-            &format!("127.0.0.1:{port}"),
+            ANY_LOOPBACK_PORT,
             "--topic-partitions",
             &PARTITIONS.to_string(),
             // Long enough to ride out the local broker's pauses under this load (tansu on
@@ -200,7 +199,7 @@ impl Saga {
             &format!("{worker}-{instance}"),
             &args,
             &env,
-            Some(format!("127.0.0.1:{port}")),
+            Some(ANY_LOOPBACK_PORT.to_owned()),
             &self.log_dir,
         );
         self.workers.push(process);

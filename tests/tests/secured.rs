@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use retail_integration_tests::process::{Process, binary, free_port};
+use retail_integration_tests::process::{ANY_LOOPBACK_PORT, Process, binary, free_port};
 use retail_integration_tests::tls::{TestPki, TlsFront};
 use retail_integration_tests::unique_name;
 use serde_json::Value as Json;
@@ -111,7 +111,14 @@ impl SecuredCluster {
         let other_ca_file = dir.join("other-ca.pem");
         std::fs::write(&other_ca_file, TestPki::new("other").ca_pem).expect("other CA file");
 
-        let (broker_port, tls_port) = (free_port(), free_port());
+        // The TLS front takes a port of its own (the one the broker advertises) while the
+        // broker's port is still held, so the two cannot be the same.
+        let reserved = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let broker_port = reserved.local_addr().expect("bound address").port();
+        let upstream = SocketAddr::from(([127, 0, 0, 1], broker_port));
+        let broker_tls = TlsFront::start(0, upstream, &pki).await;
+        let tls_port = broker_tls.address.port();
+        drop(reserved);
         // SCRAM credentials are written through the broker; tansu 0.6.0 accepts that request
         // only while it does not require authentication. So: create the user, then restart
         // with --authentication on the same storage.
@@ -137,8 +144,6 @@ impl SecuredCluster {
             );
         }
         let broker = Tansu::start(&dir, broker_port, tls_port, true);
-        let upstream = SocketAddr::from(([127, 0, 0, 1], broker_port));
-        let broker_tls = TlsFront::start(tls_port, upstream, &pki).await;
         let bootstrap = broker_tls.address.to_string();
 
         let registry_port = free_port();
@@ -306,7 +311,7 @@ async fn the_workers_and_tools_run_on_a_sasl_ssl_cluster_with_a_private_ca() {
     });
 
     // A worker and the simulator, as deployed.
-    let http = format!("127.0.0.1:{}", free_port());
+    let http = ANY_LOOPBACK_PORT.to_owned();
     let mut inventory = Process::start(
         "inventory",
         "inventory",
@@ -423,7 +428,7 @@ async fn the_workers_and_tools_run_on_a_sasl_ssl_cluster_with_a_private_ca() {
     assert!(last.contains("SCHEMA_REGISTRY_CA_FILE"), "{last}");
 
     // A worker with a wrong password: not ready, and its log says why.
-    let http = format!("127.0.0.1:{}", free_port());
+    let http = ANY_LOOPBACK_PORT.to_owned();
     let mut refused = Process::start(
         "inventory",
         "inventory-wrong-password",

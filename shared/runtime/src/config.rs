@@ -357,7 +357,8 @@ pub struct RuntimeConfig {
     #[arg(long, env = "WORKER_GUARANTEE", value_enum, default_value_t = Guarantee::AtLeastOnce)]
     pub guarantee: Guarantee,
 
-    /// Address of the HTTP listener for /metrics, /healthz and /readyz (port 0: any free port).
+    /// Address of the HTTP listener for /metrics, /healthz and /readyz (port 0: any free port,
+    /// which the worker logs).
     #[arg(long, env = "WORKER_HTTP_ADDR", default_value = "127.0.0.1:9464")]
     pub http_addr: SocketAddr,
 
