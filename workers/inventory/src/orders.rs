@@ -40,6 +40,15 @@ impl OrderPhase {
     fn is_final(self) -> bool {
         !matches!(self, Self::Holding | Self::Reserved)
     }
+
+    /// Final, and no SKU may hold units for the order any more (a shipped order's holds became
+    /// shipped units instead).
+    fn holds_nothing(self) -> bool {
+        matches!(
+            self,
+            Self::Rejected | Self::Released | Self::CancelledBeforePlaced
+        )
+    }
 }
 
 /// A SKU's answer to the order's hold.
@@ -195,6 +204,25 @@ impl OrderStage {
             return Ok(());
         };
         if order.phase != OrderPhase::Holding || !order.lines.contains_key(&answer.sku) {
+            if answer.held && order.phase.holds_nothing() {
+                // An orphan hold: an instance that crashed before its state reached the
+                // changelog sent it, and the restarted one, handling the cancellation before
+                // the redelivered order, never will (or it came after the order was done with).
+                // Nothing would ever release it, so release it now; a release is idempotent.
+                tracing::info!(
+                    order_id = %answer.order_id,
+                    sku = %answer.sku,
+                    phase = ?order.phase,
+                    "hold answered for an order that holds nothing; released"
+                );
+                Self::command(
+                    context,
+                    &answer.order_id,
+                    &answer.sku,
+                    SkuCommandKind::Release,
+                    answer.requested,
+                );
+            }
             return Ok(());
         }
         order.answers.entry(answer.sku.clone()).or_insert(Answer {
@@ -634,6 +662,64 @@ mod tests {
             state.expect("state").phase,
             OrderPhase::CancelledBeforePlaced
         );
+    }
+
+    #[test]
+    fn a_hold_an_instance_sent_before_it_crashed_is_released_when_the_cancellation_came_first() {
+        // The crashed instance sent the hold but its state never reached the changelog; the
+        // restarted one handled the cancellation before the redelivered order.
+        let mut state = None;
+        handle(&cancelled(20), &mut state);
+        handle(&order(&[("a", 2)]), &mut state);
+        let outputs = handle(&answer(10, "a", 2, true, 8), &mut state);
+        assert_eq!(
+            commands(&outputs),
+            [(SkuCommandKind::Release, "a".to_owned(), 2)]
+        );
+        assert_eq!(outputs[0].key(), "a");
+        // A refusal leaves nothing to release.
+        assert!(handle(&answer(11, "a", 2, false, 0), &mut state).is_empty());
+        assert_eq!(
+            state.expect("state").phase,
+            OrderPhase::CancelledBeforePlaced
+        );
+    }
+
+    #[test]
+    fn a_hold_answered_after_the_order_was_released_or_rejected_is_released_again() {
+        let mut released = None;
+        handle(&order(&[("a", 2)]), &mut released);
+        handle(&answer(10, "a", 2, true, 8), &mut released);
+        handle(&cancelled(20), &mut released);
+        let outputs = handle(&answer(11, "a", 2, true, 8), &mut released);
+        assert_eq!(
+            commands(&outputs),
+            [(SkuCommandKind::Release, "a".to_owned(), 2)]
+        );
+
+        let mut rejected = None;
+        handle(&order(&[("a", 2), ("b", 5)]), &mut rejected);
+        handle(&answer(10, "b", 5, false, 0), &mut rejected);
+        handle(&answer(11, "a", 2, true, 8), &mut rejected);
+        assert_eq!(
+            rejected.as_ref().expect("state").phase,
+            OrderPhase::Rejected
+        );
+        let outputs = handle(&answer(12, "a", 2, true, 8), &mut rejected);
+        assert_eq!(
+            commands(&outputs),
+            [(SkuCommandKind::Release, "a".to_owned(), 2)]
+        );
+    }
+
+    #[test]
+    fn a_late_held_answer_of_a_reserved_or_shipped_order_releases_nothing() {
+        let mut state = None;
+        handle(&order(&[("a", 2)]), &mut state);
+        handle(&answer(10, "a", 2, true, 8), &mut state);
+        assert!(handle(&answer(11, "a", 2, true, 8), &mut state).is_empty());
+        handle(&shipment(30), &mut state);
+        assert!(handle(&answer(12, "a", 2, true, 8), &mut state).is_empty());
     }
 
     #[test]
