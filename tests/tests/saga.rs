@@ -304,8 +304,8 @@ impl Saga {
         println!("{}: stopped {worker}-{instance} with SIGTERM", self.name);
     }
 
-    /// Starts one instance again and returns how long it took, from the start, until its
-    /// consumer lag was back under 50 records (see [`Saga::caught_up`]).
+    /// Starts one instance again and returns how long it took, from the start, until the
+    /// worker had caught up (see [`Saga::caught_up`]).
     async fn restart_and_recover(
         &mut self,
         worker: &'static str,
@@ -316,27 +316,48 @@ impl Saga {
         self.caught_up(index, started).await
     }
 
-    /// How long after `since` the worker at `index` was ready with its consumer lag under 50
-    /// records (a second of this run's orders); `None` if not within 120 s.
+    /// How long after `since` the worker at `index` was ready and every stage of it had
+    /// committed offsets past everything its input topics held when this was called (what
+    /// piled up while it was away); `None` if not within 120 s.
+    ///
+    /// A consumer-lag threshold would not do: the lag a busy stage reports under steady load
+    /// (inventory's, a few hundred records at 50 orders/s) does not fall under a fixed bound
+    /// until the load stops.
     async fn caught_up(&mut self, index: usize, since: Instant) -> Option<Duration> {
+        let worker = self.workers[index]
+            .name
+            .rsplit_once('-')
+            .map_or(self.workers[index].name.clone(), |(worker, _)| {
+                worker.to_owned()
+            });
+        let stages: Vec<&'static str> = READERS
+            .iter()
+            .map(|(stage, _)| *stage)
+            .filter(|stage| {
+                *stage == worker
+                    || stage
+                        .strip_prefix(worker.as_str())
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+            .collect();
+        assert!(!stages.is_empty(), "{worker} reads nothing in READERS");
+        let backlog = self.backlog(&stages).await;
         self.workers[index]
             .wait_ready(Duration::from_secs(120))
             .await;
-        while since.elapsed() < Duration::from_secs(120) {
-            if let Some((200, body)) = self.workers[index].get("/metrics").await
-                && let Some(lag) = total_lag(&body)
-                && lag < 50.0
-            {
-                let took = since.elapsed();
-                println!(
-                    "{}: {} caught up after {took:?}",
-                    self.name, self.workers[index].name
-                );
-                return Some(took);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        None
+        let recovered = self
+            .committed_past_backlog(since, backlog, Duration::from_secs(120), false)
+            .await;
+        let took = recovered
+            .into_iter()
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .max()?;
+        println!(
+            "{}: {} caught up after {took:?}",
+            self.name, self.workers[index].name
+        );
+        Some(took)
     }
 
     /// How long after `since` the notification worker at `index` had its channel up and no
@@ -393,6 +414,15 @@ impl Saga {
     /// everything its input topics held at `since`, restarting any worker that exits meanwhile
     /// (within 180 s, else `None`), in the order of [`READERS`].
     async fn recover_all(&mut self, since: Instant) -> Vec<Option<Duration>> {
+        let stages: Vec<&'static str> = READERS.iter().map(|(stage, _)| *stage).collect();
+        let backlog = self.backlog(&stages).await;
+        self.committed_past_backlog(since, backlog, Duration::from_secs(180), true)
+            .await
+    }
+
+    /// For each of `stages` (names in [`READERS`]): a client of its group, and each of its
+    /// input partitions with the partition's end now.
+    async fn backlog(&self, stages: &[&'static str]) -> Vec<StageBacklog> {
         let topics: Vec<String> = read_topics()
             .into_iter()
             .map(|topic| self.topic(topic))
@@ -404,9 +434,9 @@ impl Saga {
         .await
         .expect("end reader thread")
         .expect("input topic ends");
-        // Per stage: a client of its group, and each input partition with its end at `since`.
-        let probes: Vec<_> = READERS
+        READERS
             .iter()
+            .filter(|(stage, _)| stages.contains(stage))
             .map(|(stage, inputs)| {
                 let consumer = retail_local::observe::client(&self.cluster.bootstrap)
                     .set("group.id", format!("{}-{stage}", self.name))
@@ -425,11 +455,25 @@ impl Saga {
                     .collect();
                 (*stage, Arc::new(consumer), Arc::new(wanted))
             })
-            .collect();
+            .collect()
+    }
+
+    /// How long after `since` each stage of `backlog` had committed past its partitions' ends
+    /// (polled every 0.5 s, at most `within`; `None` for a stage that had not), in the order of
+    /// `backlog`. With `restart`, a worker that exits meanwhile is started again.
+    async fn committed_past_backlog(
+        &mut self,
+        since: Instant,
+        backlog: Vec<StageBacklog>,
+        within: Duration,
+        restart: bool,
+    ) -> Vec<Option<Duration>> {
         let mut recovered: BTreeMap<&str, Duration> = BTreeMap::new();
-        while since.elapsed() < Duration::from_secs(180) && recovered.len() < READERS.len() {
-            self.restart_exited();
-            for (stage, consumer, wanted) in &probes {
+        while since.elapsed() < within && recovered.len() < backlog.len() {
+            if restart {
+                self.restart_exited();
+            }
+            for (stage, consumer, wanted) in &backlog {
                 if recovered.contains_key(stage) {
                     continue;
                 }
@@ -449,9 +493,9 @@ impl Saga {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        READERS
+        backlog
             .iter()
-            .map(|(stage, _)| recovered.get(stage).copied())
+            .map(|(stage, _, _)| recovered.get(stage).copied())
             .collect()
     }
 
@@ -1494,6 +1538,9 @@ const READERS: [(&str, &[Topic]); 7] = [
 /// A topic partition and an offset in it.
 type PartitionEnd = ((String, i32), i64);
 
+/// A stage, a client of its group, and its input partitions with the ends to commit past.
+type StageBacklog = (&'static str, Arc<BaseConsumer>, Arc<Vec<PartitionEnd>>);
+
 /// Whether the group of `consumer` has committed, on every partition of `wanted`, an offset at
 /// or past the one given (blocking: call off the runtime). A broker error reads as not yet.
 fn committed_past(consumer: &BaseConsumer, wanted: &[PartitionEnd]) -> bool {
@@ -1766,20 +1813,4 @@ fn gauge(exposition: &str, series: &str) -> Option<f64> {
             .parse()
             .ok()
     })
-}
-
-/// `worker_consumer_lag_records` summed over a scrape's series; `None` if it has none yet.
-fn total_lag(exposition: &str) -> Option<f64> {
-    let mut total = None;
-    for line in exposition.lines() {
-        let Some(rest) = line.strip_prefix("worker_consumer_lag_records") else {
-            continue;
-        };
-        if !(rest.starts_with('{') || rest.starts_with(' ')) {
-            continue;
-        }
-        let value: f64 = rest.rsplit(' ').next()?.parse().ok()?;
-        *total.get_or_insert(0.0) += value;
-    }
-    total
 }
