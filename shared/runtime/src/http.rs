@@ -212,7 +212,9 @@ pub async fn serve(
             Err(error) => tracing::error!(addr = %bound, %error, "http listener failed"),
         }
     });
-    tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
+    // The bound address, which differs from the configured one with port 0 (the tests read it
+    // from this line).
+    tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz on http://{bound}");
     Ok((bound, task))
 }
 

@@ -165,7 +165,7 @@ async fn start(
     Telemetry::new(worker).started(std::time::SystemTime::now());
     let health = Health::new();
     let http_shutdown = CancellationToken::new();
-    let (http_addr, http_server) = http::serve(
+    let (_http_addr, http_server) = http::serve(
         config.http_addr,
         metrics,
         health.clone(),
@@ -173,12 +173,6 @@ async fn start(
         http_shutdown.clone(),
     )
     .await?;
-    // The bound address, which differs from the configured one with port 0.
-    tracing::info!(
-        worker,
-        %http_addr,
-        "serving /metrics, /healthz and /readyz on http://{http_addr}"
-    );
 
     let result = async {
         let Some(codec) = connect_codec(&config, &shutdown).await? else {
