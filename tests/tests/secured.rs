@@ -112,8 +112,10 @@ impl SecuredCluster {
         std::fs::write(&other_ca_file, TestPki::new("other").ca_pem).expect("other CA file");
 
         // The TLS front takes a port of its own (the one the broker advertises) while the
-        // broker's port is still held, so the two cannot be the same.
-        let reserved = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        // broker's port is still held, so the two cannot be the same. The broker's port comes
+        // from below the ephemeral range, so no outgoing connection takes it once released.
+        let reserved =
+            std::net::TcpListener::bind(("127.0.0.1", free_port())).expect("a loopback port");
         let broker_port = reserved.local_addr().expect("bound address").port();
         let upstream = SocketAddr::from(([127, 0, 0, 1], broker_port));
         let broker_tls = TlsFront::start(0, upstream, &pki).await;
